@@ -1,0 +1,1 @@
+"""CRAFT for SpeechBrain."""

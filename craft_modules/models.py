@@ -1,0 +1,557 @@
+"""The CRAFT models a recipe YAML instantiates: one pretrainer and one classifier.
+
+Both take a padded batch of 16 kHz waveforms and relative lengths,
+``forward(wavs, lens)``, and compute their own features on the device:
+
+* :class:`CraftPretrainer` returns a dict of named losses. Its ``method``
+  selects any pretraining method of Table 2 of the CRAFT paper: ``ssast``
+  (masked spectrogram patch modelling), ``swapt`` (the same on spectrogram and
+  MSAE waveform tokens, Eq. 3), ``wapt`` (waveform tokens only, Appendix A.3),
+  ``swacl`` (the spectrogram-waveform contrastive loss alone) and ``pswacl``
+  (MSPM + ``r_cl`` x SWaCL, Eq. 4b; CRAFT's pretraining).
+* :class:`CraftClassifier` returns logits. Its ``fusion`` selects a fine-tuning
+  method of Table 2: ``ast`` (spectrogram stream only), ``swast`` (both streams
+  through the shared encoder, pooled outputs concatenated) and ``swab``
+  (bottleneck fusion, Eq. 5; CRAFT's fine-tuning).
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import torch
+from torch import nn
+
+from craft_modules.embedding import MSAE, PatchEmbedding, spectrogram_image
+from craft_modules.features import KaldiFbank
+from craft_modules.fusion import encode_two_streams
+from craft_modules.inputs import check_waveform_batch
+from craft_modules.masking import mask_ids
+from craft_modules.objectives import masked_patch_infonce, masked_patch_mse, swacl_loss
+from craft_modules.transformer import ViTEncoder
+
+PRETRAINING_METHODS = ("ssast", "swapt", "wapt", "swacl", "pswacl")
+FUSION_METHODS = ("ast", "swast", "swab")
+
+
+class CraftBackbone(nn.Module):
+    """Feature extraction, token embeddings of both streams and the shared encoder.
+
+    Arguments
+    ---------
+    use_spec : bool
+        Builds the spectrogram stream (kaldi fbank + patch embedding).
+    use_wav : bool
+        Builds the waveform stream (MSAE + its patch embedding).
+    model_size : str
+        Encoder preset: ``tiny``, ``small`` or ``base``.
+    embed_dim : int, optional
+        Overrides the preset's token dimension.
+    depth : int, optional
+        Overrides the preset's number of blocks.
+    num_heads : int, optional
+        Overrides the preset's number of heads.
+    target_frames : int
+        Frames of the padded/cut input (1024 for 10 s, 512 for 5 s).
+    n_mels : int
+        Mel bins; also the MSAE's channels per scale.
+    norm_stats : str, optional
+        Named normalisation statistics (``audioset``, ``esc50`` ...).
+    mean : float
+        Feature mean, when ``norm_stats`` is not given.
+    std : float
+        Feature standard deviation, when ``norm_stats`` is not given.
+    fshape : int
+        Patch height.
+    tshape : int
+        Patch width.
+    fstride : int
+        Patch stride along frequency.
+    tstride : int
+        Patch stride along time.
+    msae_kernels : list of int
+        MSAE kernel sizes.
+    msae_activation : str
+        MSAE nonlinearity (see :class:`craft_modules.embedding.MSAE`).
+    msae_stride : int
+        MSAE convolution stride (1: dense; see :class:`craft_modules.embedding.MSAE`).
+    """
+
+    def __init__(
+        self,
+        use_spec=True,
+        use_wav=True,
+        model_size="base",
+        embed_dim=None,
+        depth=None,
+        num_heads=None,
+        target_frames=1024,
+        n_mels=128,
+        norm_stats=None,
+        mean=-4.2677393,
+        std=4.5689974,
+        fshape=16,
+        tshape=16,
+        fstride=16,
+        tstride=16,
+        msae_kernels=(11, 51, 101),
+        msae_activation="relu",
+        msae_stride=5,
+    ):
+        super().__init__()
+        self.encoder = ViTEncoder(model_size, embed_dim, depth, num_heads)
+        dim = self.encoder.embed_dim
+        self.target_frames = int(target_frames)
+        grid = dict(
+            input_fdim=n_mels,
+            input_tdim=target_frames,
+            fshape=fshape,
+            tshape=tshape,
+            fstride=fstride,
+            tstride=tstride,
+        )
+        self.fbank = self.spec_embed = self.msae = self.wav_embed = None
+        if use_spec:
+            self.fbank = KaldiFbank(
+                target_frames,
+                mean=mean,
+                std=std,
+                stats=norm_stats or None,
+                n_mels=n_mels,
+            )
+            self.spec_embed = PatchEmbedding(dim, in_channels=1, **grid)
+        if use_wav:
+            self.msae = MSAE(
+                msae_kernels,
+                n_mels,
+                target_frames,
+                activation=msae_activation,
+                conv_stride=msae_stride,
+            )
+            self.wav_embed = PatchEmbedding(dim, in_channels=self.msae.n_scales, **grid)
+        self.cluster = int(fshape) != int(n_mels)
+
+    @property
+    def embed_dim(self):
+        """Token dimension of the encoder."""
+        return self.encoder.embed_dim
+
+    def spec_image(self, wavs, lens):
+        """Normalised spectrogram image ``(B, 1, n_mels, target_frames)``."""
+        return spectrogram_image(self.fbank(wavs, lens))
+
+    def wav_image(self, wavs, lens):
+        """MSAE waveform image ``(B, n_scales, n_mels, target_frames)``."""
+        return self.msae(wavs, lens)
+
+
+class CraftPretrainer(CraftBackbone):
+    """Self-supervised pretraining of CRAFT and its ablations (Table 2, pretraining rows).
+
+    Losses, following the official SSAST code for masked patch modelling
+    (see :mod:`craft_modules.objectives`):
+
+    * ``ssast``:  ``nce_spec + r_g * mse_spec``
+    * ``swapt``:  ``(nce_spec + r_g * mse_spec) + r_w * (nce_wav + r_g * mse_wav)``
+    * ``wapt``:   ``nce_wav + r_g * mse_wav``
+    * ``swacl``:  ``swacl``
+    * ``pswacl``: ``nce_spec + r_g * mse_spec + r_cl * swacl``
+
+    As in the official code, the discriminative and generative objectives of
+    a stream each get their own masked pass with independent masks (masked
+    patch embeddings replaced by a learnable mask embedding before the
+    positional embedding; all tokens go through the encoder).
+    ``single_pass=True`` computes both heads from one masked pass instead, a
+    compute-saving switch that is off by default. The waveform stream's
+    targets are its own MSAE patches (detached), predicted by heads of that
+    size. For SWaCL, patch tokens are mean-pooled and projected by a per-stream
+    head (Linear, ReLU, Linear); the spectrogram side is taken from the
+    discriminative masked pass when MSPM runs (``swacl_spec="masked"``, no extra
+    pass) or from an unmasked pass (``swacl_spec="clean"``); the waveform side
+    is always an unmasked pass. All passes have the same number of tokens and
+    run through the encoder as one batch (``batched=True``).
+
+    Arguments
+    ---------
+    method : str
+        ``ssast``, ``swapt``, ``wapt``, ``swacl`` or ``pswacl``.
+    mask_patch : int
+        Masked patches per clip (400 of 512 in SSAST).
+    cluster_factor : int
+        Smallest cluster side of cluster masking.
+    r_g : float
+        Weight of the generative loss (10 in SSAST).
+    r_w : float
+        Weight of the waveform MSPM loss in SWaPT (Eq. 3).
+    r_cl : float
+        Weight of SWaCL in PSWaCL (Eq. 4b; 0.01 in the paper).
+    proj_dim : int
+        Output size of the SWaCL projection heads.
+    swacl_temperature : float
+        SWaCL temperature (1.0 reproduces Eq. 4a's raw dot products).
+    swacl_cosine : bool
+        Cosine similarity instead of dot products in SWaCL.
+    swacl_symmetric : bool
+        Adds the spectrogram-anchored direction to SWaCL.
+    swacl_spec : str
+        ``masked`` or ``clean``: which spectrogram pass SWaCL uses.
+    single_pass : bool
+        One masked pass for both MSPM heads.
+    batched : bool
+        Runs all passes as one encoder batch.
+    **backbone : dict
+        Arguments of :class:`CraftBackbone` (size, frames, patches, MSAE...).
+
+    Example
+    -------
+    >>> model = CraftPretrainer(
+    ...     method="pswacl", model_size="tiny", depth=1, target_frames=64, mask_patch=20
+    ... )
+    >>> losses = model(torch.randn(2, 8000), torch.tensor([1.0, 0.8]))
+    >>> sorted(losses)
+    ['acc_spec', 'loss', 'mse_spec', 'nce_spec', 'swacl', 'swacl_acc']
+    """
+
+    def __init__(
+        self,
+        method="pswacl",
+        mask_patch=400,
+        cluster_factor=3,
+        r_g=10.0,
+        r_w=1.0,
+        r_cl=0.01,
+        proj_dim=256,
+        swacl_temperature=1.0,
+        swacl_cosine=False,
+        swacl_symmetric=False,
+        swacl_spec="masked",
+        single_pass=False,
+        batched=True,
+        **backbone,
+    ):
+        method = str(method).lower()
+        if method not in PRETRAINING_METHODS:
+            raise ValueError(
+                f"method must be one of {PRETRAINING_METHODS}, got {method!r}"
+            )
+        if swacl_spec not in ("masked", "clean"):
+            raise ValueError(
+                f"swacl_spec must be 'masked' or 'clean', got {swacl_spec!r}"
+            )
+        self.method = method
+        self.spec_mspm = method in ("ssast", "swapt", "pswacl")
+        self.wav_mspm = method in ("swapt", "wapt")
+        self.contrastive = method in ("swacl", "pswacl")
+        super().__init__(
+            use_spec=self.spec_mspm or self.contrastive,
+            use_wav=self.wav_mspm or self.contrastive,
+            **backbone,
+        )
+        if backbone.get("fstride", 16) != backbone.get("fshape", 16) or backbone.get(
+            "tstride", 16
+        ) != backbone.get("tshape", 16):
+            raise ValueError(
+                "pretraining needs non-overlapping patches (stride == patch shape)"
+            )
+        self.mask_patch = int(mask_patch)
+        self.cluster_factor = int(cluster_factor)
+        self.r_g, self.r_w, self.r_cl = float(r_g), float(r_w), float(r_cl)
+        self.swacl_options = dict(
+            temperature=float(swacl_temperature),
+            cosine=bool(swacl_cosine),
+            symmetric=bool(swacl_symmetric),
+        )
+        self.swacl_spec = swacl_spec if self.spec_mspm else "clean"
+        self.single_pass = bool(single_pass)
+        self.batched = bool(batched)
+        dim = self.embed_dim
+        if self.spec_mspm:
+            patch_dim = self.spec_embed.fshape * self.spec_embed.tshape
+            self.mask_embed = nn.Parameter(torch.zeros(1, 1, dim))
+            nn.init.xavier_normal_(self.mask_embed)
+            self.cpredlayer = _prediction_head(dim, patch_dim)
+            self.gpredlayer = _prediction_head(dim, patch_dim)
+        if self.wav_mspm:
+            patch_dim = (
+                self.msae.n_scales * self.wav_embed.fshape * self.wav_embed.tshape
+            )
+            self.wav_mask_embed = nn.Parameter(torch.zeros(1, 1, dim))
+            nn.init.xavier_normal_(self.wav_mask_embed)
+            self.wav_cpredlayer = _prediction_head(dim, patch_dim)
+            self.wav_gpredlayer = _prediction_head(dim, patch_dim)
+        if self.contrastive:
+            self.spec_proj = _prediction_head(dim, int(proj_dim))
+            self.wav_proj = _prediction_head(dim, int(proj_dim))
+        grid = (self.spec_embed or self.wav_embed).num_patches
+        limit = grid - 2 if self.cluster else grid
+        if (self.spec_mspm or self.wav_mspm) and not 0 < self.mask_patch <= limit:
+            raise ValueError(
+                f"mask_patch={mask_patch} does not fit the {grid}-patch grid of "
+                f"target_frames={self.target_frames} (at most {limit})"
+            )
+
+    def forward(self, wavs, lens=None):
+        """Computes the pretraining losses of a batch.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        dict
+            ``loss`` (the total to minimise) and its named parts: ``nce_*``,
+            ``mse_*``, ``acc_*`` (discriminative accuracy) per masked stream,
+            ``swacl`` and ``swacl_acc`` when contrastive.
+        """
+        lens = check_waveform_batch(wavs, lens)
+        passes = []  # (name, tokens, masked ids or None)
+        targets = {}
+        if self.spec_mspm or self.contrastive:
+            spec_image = self.spec_image(wavs, lens)
+        if self.wav_mspm or self.contrastive:
+            wav_image = self.wav_image(wavs, lens)
+        if self.spec_mspm:
+            targets["spec"] = self.spec_embed.unfold(spec_image).detach()
+            passes += self._masked_passes(
+                "spec", self.spec_embed, spec_image, self.mask_embed
+            )
+        if self.wav_mspm:
+            targets["wav"] = self.wav_embed.unfold(wav_image).detach()
+            passes += self._masked_passes(
+                "wav", self.wav_embed, wav_image, self.wav_mask_embed
+            )
+        if self.contrastive:
+            passes.append(("wav_clean", self.wav_embed(wav_image), None))
+            if self.swacl_spec == "clean":
+                passes.append(("spec_clean", self.spec_embed(spec_image), None))
+        outputs = self._encode([tokens for _, tokens, _ in passes])
+        results = {name: (out, ids) for (name, _, ids), out in zip(passes, outputs)}
+        return self._losses(results, targets)
+
+    def _masked_passes(self, stream, embed, image, mask_embed):
+        """Builds the masked token sequences of one stream (one or two passes)."""
+        patches = embed.patchify(image)
+        kinds = ["both"] if self.single_pass else ["disc", "gen"]
+        passes = []
+        for kind in kinds:
+            ids = mask_ids(
+                patches.shape[0],
+                embed.f_dim,
+                embed.t_dim,
+                self.mask_patch,
+                self.cluster,
+                self.cluster_factor,
+                patches.device,
+            )
+            mask = torch.zeros(
+                patches.shape[:2], device=patches.device, dtype=patches.dtype
+            )
+            mask.scatter_(1, ids, 1.0)
+            mask = mask.unsqueeze(-1)
+            masked = patches * (1 - mask) + mask_embed.to(patches.dtype) * mask
+            passes.append((f"{stream}_{kind}", embed.add_tokens(masked), ids))
+        return passes
+
+    def _encode(self, token_list):
+        """Runs every pass through the encoder, as one batch when allowed."""
+        if self.batched and len({t.shape[1] for t in token_list}) == 1:
+            out = self.encoder(torch.cat(token_list, dim=0))
+            return out.split([t.shape[0] for t in token_list], dim=0)
+        return [self.encoder(t) for t in token_list]
+
+    def _losses(self, results, targets):
+        losses = {}
+        total = 0.0
+        heads = {}
+        if self.spec_mspm:
+            heads["spec"] = (self.cpredlayer, self.gpredlayer, 1.0)
+        if self.wav_mspm:
+            heads["wav"] = (
+                self.wav_cpredlayer,
+                self.wav_gpredlayer,
+                self.r_w if self.spec_mspm else 1.0,
+            )
+        for stream, (disc_head, gen_head, weight) in heads.items():
+            disc = results[f"{stream}_both" if self.single_pass else f"{stream}_disc"]
+            gen = results[f"{stream}_both" if self.single_pass else f"{stream}_gen"]
+            nce, acc = masked_patch_infonce(
+                disc_head(_masked_outputs(*disc)), _gather_ids(targets[stream], disc[1])
+            )
+            mse = masked_patch_mse(
+                gen_head(_masked_outputs(*gen)), _gather_ids(targets[stream], gen[1])
+            )
+            (
+                losses[f"nce_{stream}"],
+                losses[f"mse_{stream}"],
+                losses[f"acc_{stream}"],
+            ) = nce, mse, acc
+            total = total + weight * (nce + self.r_g * mse)
+        if self.contrastive:
+            spec_out = results[
+                "spec_clean"
+                if self.swacl_spec == "clean"
+                else ("spec_both" if self.single_pass else "spec_disc")
+            ][0]
+            wav_out = results["wav_clean"][0]
+            n_cls = PatchEmbedding.n_class_tokens
+            wav_z = self.wav_proj(wav_out[:, n_cls:].mean(dim=1))
+            spec_z = self.spec_proj(spec_out[:, n_cls:].mean(dim=1))
+            swacl, swacl_acc = swacl_loss(wav_z, spec_z, **self.swacl_options)
+            losses["swacl"], losses["swacl_acc"] = swacl, swacl_acc
+            total = total + (self.r_cl if self.spec_mspm else 1.0) * swacl
+        losses["loss"] = total
+        return losses
+
+
+def _prediction_head(dim, out_dim):
+    """SSAST's prediction head: Linear(D, D), ReLU, Linear(D, out_dim), PyTorch default init."""
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
+
+
+def _gather_ids(values, ids):
+    """Selects rows ``ids`` ``(B, M)`` of ``values`` ``(B, N, P)``."""
+    return torch.gather(values, 1, ids.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+
+
+def _masked_outputs(outputs, ids):
+    """Encoder outputs of the masked patches (skipping the two class tokens)."""
+    return _gather_ids(outputs, ids + PatchEmbedding.n_class_tokens)
+
+
+class CraftClassifier(CraftBackbone):
+    """Fine-tuning model: AST, SWAST or SWaB (Table 2, fine-tuning rows) with a linear head.
+
+    The pooled representation of a stream is the mean of its patch tokens after
+    the encoder's final norm, excluding both class tokens (SSAST's
+    ``ft_avgtok``), or the mean of the cls and dist outputs (``pooling="cls"``).
+    AST classifies the spectrogram's; SWAST and SWaB classify the
+    concatenation of both streams' (``2 * embed_dim``). The head is
+    ``mlp_head = Sequential(LayerNorm, Linear)`` as in SSAST.
+
+    Arguments
+    ---------
+    n_classes : int
+        Number of output classes.
+    fusion : str
+        ``ast``, ``swast`` or ``swab``.
+    n_bottlenecks : int
+        Bottleneck tokens of SWaB (64 in the paper, Table 5c).
+    fusion_layer : int
+        First block with bottleneck fusion (4 in the paper, Table 5d).
+    pooling : str
+        ``mean`` (patch tokens) or ``cls`` (cls and dist tokens).
+    batched : bool
+        Runs the two streams as one batched pass.
+    spec_augment : torch.nn.Module, optional
+        Applied to the normalised spectrogram ``(B, T, F)`` in training mode only
+        (e.g. SpecAugment masking, noise).
+    **backbone : dict
+        Arguments of :class:`CraftBackbone`; strides default to 10 (SSAST
+        fine-tuning).
+
+    Example
+    -------
+    >>> model = CraftClassifier(
+    ...     n_classes=5, fusion="swab", model_size="tiny", depth=2, target_frames=64,
+    ...     n_bottlenecks=4, fusion_layer=1,
+    ... )
+    >>> model(torch.randn(3, 8000), torch.tensor([1.0, 0.7, 0.5])).shape
+    torch.Size([3, 5])
+    """
+
+    def __init__(
+        self,
+        n_classes,
+        fusion="swab",
+        n_bottlenecks=64,
+        fusion_layer=4,
+        pooling="mean",
+        batched=True,
+        spec_augment=None,
+        **backbone,
+    ):
+        fusion = str(fusion).lower()
+        if fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be one of {FUSION_METHODS}, got {fusion!r}")
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        backbone.setdefault("fstride", 10)
+        backbone.setdefault("tstride", 10)
+        super().__init__(use_spec=True, use_wav=fusion != "ast", **backbone)
+        self.fusion = fusion
+        self.pooling = pooling
+        self.batched = bool(batched)
+        self.spec_augment = spec_augment
+        dim = self.embed_dim
+        self.fusion_layer = int(fusion_layer)
+        if fusion == "swab" and not 0 <= self.fusion_layer <= self.encoder.depth:
+            raise ValueError(
+                f"fusion_layer must be in [0, {self.encoder.depth}], got {fusion_layer}"
+            )
+        self.n_bottlenecks = int(n_bottlenecks) if fusion == "swab" else 0
+        if self.n_bottlenecks < 0:
+            raise ValueError(f"n_bottlenecks must be >= 0, got {n_bottlenecks}")
+        if self.n_bottlenecks:
+            self.bottlenecks = nn.Parameter(torch.zeros(1, self.n_bottlenecks, dim))
+            nn.init.trunc_normal_(self.bottlenecks, std=0.02)
+        else:
+            self.bottlenecks = None
+        head_dim = dim if fusion == "ast" else 2 * dim
+        self.mlp_head = nn.Sequential(
+            nn.LayerNorm(head_dim), nn.Linear(head_dim, int(n_classes))
+        )
+        self.n_classes = int(n_classes)
+
+    def forward(self, wavs, lens=None, output="logits"):
+        """Classifies a batch, or returns its pooled embedding.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+        output : str
+            ``logits`` (default), ``embedding`` (the head's input) or
+            ``tokens`` (the normalised patch tokens of each stream, a tuple).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_classes)`` logits, or what ``output`` asks for.
+        """
+        lens = check_waveform_batch(wavs, lens)
+        feats = self.fbank(wavs, lens)
+        if self.training and self.spec_augment is not None:
+            feats = self.spec_augment(feats)
+        spec = self.spec_embed(spectrogram_image(feats))
+        if self.fusion == "ast":
+            streams = (self.encoder(spec),)
+        else:
+            wav = self.wav_embed(self.wav_image(wavs, lens))
+            streams = encode_two_streams(
+                self.encoder,
+                spec,
+                wav,
+                self.bottlenecks,
+                self.fusion_layer,
+                self.batched,
+            )
+        n_cls = PatchEmbedding.n_class_tokens
+        if output == "tokens":
+            return tuple(s[:, n_cls:] for s in streams)
+        if self.pooling == "mean":
+            pooled = [s[:, n_cls:].mean(dim=1) for s in streams]
+        else:
+            pooled = [s[:, :n_cls].mean(dim=1) for s in streams]
+        embedding = torch.cat(pooled, dim=-1)
+        if output == "embedding":
+            return embedding
+        if output != "logits":
+            raise ValueError(
+                f"output must be 'logits', 'embedding' or 'tokens', got {output!r}"
+            )
+        return self.mlp_head(embedding)

@@ -1,0 +1,135 @@
+"""Patch embedding layout, MSAE grid and the official SSAST parameter counts."""
+
+import pytest
+import torch
+
+from craft_modules.embedding import MSAE, PatchEmbedding, grid_shape, spectrogram_image
+from craft_modules.features import KaldiFbank
+from craft_modules.models import CraftPretrainer
+from craft_modules.transformer import ViTEncoder
+
+# Official SSAST numbers (ssast_spec.md, sections 2.1 and 9): the full pretraining
+# model, minus the two unused 1000-way timm heads and the two int64 scalars.
+OFFICIAL_PRETRAIN_PARAMS = {
+    "tiny": 6_046_290 - 2 * (192 * 1000 + 1000) - 2,
+    "small": 22_854_354 - 2 * (384 * 1000 + 1000) - 2,
+    "base": 88_763_346 - 2 * (768 * 1000 + 1000) - 2,
+}
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "base"])
+def test_preset_parameter_counts_match_official_ssast(size):
+    model = CraftPretrainer(method="ssast", model_size=size, target_frames=1024)
+    assert count(model) == OFFICIAL_PRETRAIN_PARAMS[size]
+    # The timm ViT "v" without its heads: encoder + spectrogram token embedding.
+    if size == "tiny":
+        assert count(model.encoder) + count(model.spec_embed) == 5_487_168
+
+
+def test_free_sizes_override_the_preset():
+    enc = ViTEncoder("base", embed_dim=96, depth=3, num_heads=4)
+    assert (enc.embed_dim, enc.depth, enc.num_heads) == (96, 3, 4)
+    assert len(enc.blocks) == 3
+    with pytest.raises(ValueError, match="divisible"):
+        ViTEncoder("tiny", num_heads=5)
+    with pytest.raises(ValueError, match="model_size"):
+        ViTEncoder("huge")
+
+
+def test_encoder_blocks_are_pre_norm_with_exact_gelu_and_eps():
+    enc = ViTEncoder("tiny", depth=1)
+    block = enc.blocks[0]
+    assert block.norm1.eps == 1e-6 and enc.norm.eps == 1e-6
+    assert block.mlp.act.approximate == "none"
+    assert block.attn.qkv.weight.shape == (576, 192)
+    # The attention equals a manual softmax(q k^T / sqrt(d)) v.
+    x = torch.randn(2, 7, 192)
+    attn = block.attn
+    q, k, v = attn.qkv(x).reshape(2, 7, 3, 3, 64).permute(2, 0, 3, 1, 4)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / 8.0, dim=-1)
+    manual = attn.proj((weights @ v).transpose(1, 2).reshape(2, 7, 192))
+    assert torch.allclose(attn(x), manual, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "frames, fshape, tshape, fstride, tstride, grid",
+    [
+        (1024, 16, 16, 16, 16, (8, 64)),
+        (1024, 16, 16, 10, 10, (12, 101)),
+        (512, 16, 16, 10, 10, (12, 50)),
+        (1024, 128, 2, 128, 2, (1, 512)),
+    ],
+)
+def test_grid_shapes_of_ssast(frames, fshape, tshape, fstride, tstride, grid):
+    emb = PatchEmbedding(8, 128, frames, 1, fshape, tshape, fstride, tstride)
+    assert (
+        (emb.f_dim, emb.t_dim)
+        == grid
+        == grid_shape(128, frames, fshape, tshape, fstride, tstride)
+    )
+    assert emb.pos_embed.shape == (1, grid[0] * grid[1] + 2, 8)
+
+
+def test_token_order_is_frequency_major():
+    emb = PatchEmbedding(4, input_fdim=32, input_tdim=48)  # 2 x 3 grid
+    with torch.no_grad():
+        emb.proj.weight.zero_()
+        emb.proj.bias.zero_()
+        emb.proj.weight[0, 0] = 1.0 / 256  # token channel 0 = patch mean
+    image = torch.zeros(1, 1, 32, 48)
+    image[:, :, 16:, :16] = 1.0  # the high-frequency row, first time column
+    tokens = emb.patchify(image)[0, :, 0]
+    assert tokens.tolist() == [0, 0, 0, 1, 0, 0]  # token k = f * t_dim + t
+    # Unfold targets follow the same order.
+    assert emb.unfold(image)[0, 3].mean() == 1 and emb.unfold(image)[0, 0].sum() == 0
+
+
+def test_spectrogram_image_puts_frequency_on_the_height():
+    fbank = torch.arange(6.0).reshape(1, 3, 2)  # (B, T=3, F=2)
+    image = spectrogram_image(fbank)
+    assert image.shape == (1, 1, 2, 3)
+    assert image[0, 0, 1, 2] == fbank[0, 2, 1]
+
+
+@pytest.mark.parametrize("seconds", [0.7, 1.3, 4.0])
+def test_msae_grid_equals_spectrogram_grid(seconds):
+    frames = 128
+    n = int(seconds * 16000)
+    wavs = torch.randn(2, n) * 0.1
+    fbank = KaldiFbank(target_frames=frames)
+    msae = MSAE(kernel_sizes=[11, 51, 101], target_frames=frames)
+    spec_image = spectrogram_image(fbank(wavs))
+    wav_image = msae(wavs)
+    assert wav_image.shape == (2, 3, 128, frames)
+    spec_tokens = PatchEmbedding(8, 128, frames, 1).patchify(spec_image)
+    wav_tokens = PatchEmbedding(8, 128, frames, 3).patchify(wav_image)
+    assert spec_tokens.shape == wav_tokens.shape
+    # Frames past the audio are zero, where the fbank pads.
+    valid = fbank.num_frames(torch.tensor([n]))[0]
+    assert wav_image[..., valid:].abs().sum() == 0
+    assert wav_image[..., :valid].abs().sum() > 0
+
+
+def test_msae_single_scale_and_stride_equivalence():
+    assert MSAE(kernel_sizes=[51], target_frames=20)(torch.randn(1, 4000)).shape == (
+        1,
+        1,
+        128,
+        20,
+    )
+    # A strided MSAE estimates the dense one's window averages.
+    dense = MSAE(kernel_sizes=[11], target_frames=40, conv_stride=1)
+    strided = MSAE(kernel_sizes=[11], target_frames=40, conv_stride=5)
+    strided.load_state_dict(dense.state_dict())
+    wav = torch.randn(1, 8000)
+    a, b = dense(wav), strided(wav)
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.9
+    assert abs(a.mean() - b.mean()) < 0.05 * a.mean()
+    with pytest.raises(ValueError, match="conv_stride"):
+        MSAE(conv_stride=7)
+    with pytest.raises(ValueError, match="odd"):
+        MSAE(kernel_sizes=[10])
