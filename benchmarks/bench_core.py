@@ -90,7 +90,9 @@ def main():
     if args.one:
         print(json.dumps(time_steps(args.one, args.steps)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, tiny, batch 2, 10 s clips")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, tiny, batch 2, 10 s clips"
+    )
     results = {}
     for name in CONFIGS:
         out = subprocess.run(
@@ -101,14 +103,18 @@ def main():
         )
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[name]
-        print(f"{name:26s} {r['seconds_per_step']:7.3f} s/step   peak {r['peak_rss_mib']:7.0f} MiB")
+        print(
+            f"{name:26s} {r['seconds_per_step']:7.3f} s/step   peak {r['peak_rss_mib']:7.0f} MiB"
+        )
     step = {k: v["seconds_per_step"] for k, v in results.items()}
     mask_time = time_masking()
     ratios = {
         "ssast_vs_official": step["ssast"] / OFFICIAL_SSAST_STEP,
         "pswacl_vs_official": step["pswacl"] / OFFICIAL_SSAST_STEP,
-        "pswacl_single_pass_vs_official": step["pswacl_single_pass"] / OFFICIAL_SSAST_STEP,
-        "swab_batched_vs_stream_after_stream": step["swab"] / step["swab_stream_after_stream"],
+        "pswacl_single_pass_vs_official": step["pswacl_single_pass"]
+        / OFFICIAL_SSAST_STEP,
+        "swab_batched_vs_stream_after_stream": step["swab"]
+        / step["swab_stream_after_stream"],
         "masking_share_of_ssast_step": mask_time / step["ssast"],
     }
     targets = {
@@ -118,12 +124,16 @@ def main():
         "swab_batched_vs_stream_after_stream": 0.85,
         "masking_share_of_ssast_step": 0.05,
     }
-    print(f"\nratios (target) against the official SSAST tiny step of {OFFICIAL_SSAST_STEP} s:")
+    print(
+        f"\nratios (target) against the official SSAST tiny step of {OFFICIAL_SSAST_STEP} s:"
+    )
     for key, value in ratios.items():
         status = "ok" if value <= targets[key] else "MISSED"
         print(f"  {key:38s} {value:6.3f}  (<= {targets[key]})  {status}")
     with open(args.output, "w", encoding="utf-8") as fout:
-        json.dump({"steps": results, "ratios": ratios, "targets": targets}, fout, indent=2)
+        json.dump(
+            {"steps": results, "ratios": ratios, "targets": targets}, fout, indent=2
+        )
     print(f"\nwritten to {args.output}")
 
 

@@ -399,7 +399,10 @@ class CraftPretrainer(CraftBackbone):
             n_cls = PatchEmbedding.n_class_tokens
             wav_z = self.wav_proj(wav_out[:, n_cls:].mean(dim=1))
             spec_z = self.spec_proj(spec_out[:, n_cls:].mean(dim=1))
-            swacl, swacl_acc = swacl_loss(wav_z, spec_z, **self.swacl_options)
+            # Global negatives in training; evaluation shards differ in size per rank.
+            swacl, swacl_acc = swacl_loss(
+                wav_z, spec_z, global_negatives=self.training, **self.swacl_options
+            )
             losses["swacl"], losses["swacl_acc"] = swacl, swacl_acc
             total = total + (self.r_cl if self.spec_mspm else 1.0) * swacl
         losses["loss"] = total
@@ -447,7 +450,8 @@ class CraftClassifier(CraftBackbone):
         Runs the two streams as one batched pass.
     spec_augment : torch.nn.Module, optional
         Applied to the normalised spectrogram ``(B, T, F)`` in training mode only
-        (e.g. SpecAugment masking, noise).
+        (e.g. SpecAugment masking, noise); a submodule whose ``fill_value`` is
+        None gets the normalised value of log-mel 0, SSAST's mask value.
     **backbone : dict
         Arguments of :class:`CraftBackbone`; strides default to 10 (SSAST
         fine-tuning).
@@ -485,6 +489,11 @@ class CraftClassifier(CraftBackbone):
         self.pooling = pooling
         self.batched = bool(batched)
         self.spec_augment = spec_augment
+        if spec_augment is not None:
+            # SSAST masks with log-mel 0 before normalising: the normalised pad value.
+            for module in spec_augment.modules():
+                if getattr(module, "fill_value", 0.0) is None:
+                    module.fill_value = self.fbank.pad_value
         dim = self.embed_dim
         self.fusion_layer = int(fusion_layer)
         if fusion == "swab" and not 0 <= self.fusion_layer <= self.encoder.depth:

@@ -1,0 +1,386 @@
+"""SSAST's training augmentations, batched on the model's device.
+
+The official SSAST data loader augments one clip at a time
+(``ssast_spec.md`` sections 1.3, 1.4 and 1.6). The same random draws are made
+here per clip, but for a whole padded batch in a few tensor operations:
+
+* :func:`mixup` / :class:`MixUp`: waveform-level mixup with a partner drawn
+  uniformly from the batch, ``lambda ~ Beta(alpha, alpha)``, additive labels.
+* :class:`SpecAugment`: one frequency and one time mask per clip, with
+  torchaudio's ``FrequencyMasking``/``TimeMasking`` width and start draws.
+* :class:`NoiseAugment`: SSAST's ``noise=True``: scaled uniform noise on the
+  normalised features and a circular time shift of up to 10 frames.
+
+The modules only act in training mode and are the identity in evaluation.
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import torch
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+
+def _check_probability(value, name):
+    """Raises ValueError unless ``0 <= value <= 1``."""
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+    return float(value)
+
+
+def _check_width(value, name):
+    """Raises ValueError unless ``value`` is a non-negative integer."""
+    if int(value) != value or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return int(value)
+
+
+def _check_alpha(value):
+    """Raises ValueError unless ``value > 0``."""
+    if not float(value) > 0.0:
+        raise ValueError(f"alpha must be > 0, got {value}")
+    return float(value)
+
+
+def _check_features(feats):
+    """Checks that ``feats`` is a ``(B, T, F)`` tensor."""
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 3:
+        shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else None
+        raise ValueError(f"features must be a (B, T, F) tensor, got {shape}")
+
+
+def _band_mask(batch, size, max_width, device):
+    """Draws one contiguous band per clip along an axis of ``size`` bins.
+
+    Mirrors ``torchaudio.functional.mask_along_axis`` (applied per clip): the
+    width is ``floor(U * max_width)`` and the start ``floor(U * (size - w))``
+    with ``w`` the unrounded width, so widths lie in ``[0, max_width - 1]``.
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean mask ``(batch, size)``, True inside the band.
+    """
+    width = torch.rand(batch, device=device) * max_width
+    start = (torch.rand(batch, device=device) * (size - width)).long()
+    end = start + width.long()
+    positions = torch.arange(size, device=device)
+    return (positions >= start[:, None]) & (positions < end[:, None])
+
+
+class SpecAugment(torch.nn.Module):
+    """One frequency mask and one time mask per clip, as in SSAST's loader.
+
+    Arguments
+    ---------
+    freqm : int
+        Frequency masks are ``floor(U * freqm)`` bins wide (0 to freqm - 1),
+        at a uniform start, drawn independently per clip; 0 disables them.
+    timem : int
+        The same for time masks, in frames.
+    fill_value : float, optional
+        Value written into the masks. SSAST masks with 0 in the log-mel domain
+        before normalising, so a model normalising afterwards should set this
+        to the normalised value of 0 (:attr:`KaldiFbank.pad_value`). None
+        means 0.0.
+
+    Example
+    -------
+    >>> augment = SpecAugment(freqm=8, timem=20, fill_value=0.5)
+    >>> feats = torch.randn(4, 100, 32)
+    >>> augment(feats).shape
+    torch.Size([4, 100, 32])
+    >>> _ = augment.eval()
+    >>> torch.equal(augment(feats), feats)
+    True
+    """
+
+    def __init__(self, freqm=0, timem=0, fill_value=None):
+        super().__init__()
+        self.freqm = _check_width(freqm, "freqm")
+        self.timem = _check_width(timem, "timem")
+        self.fill_value = fill_value
+
+    def forward(self, feats):
+        """Masks a batch of features in training mode.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            Normalised features ``(B, T, F)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The masked features (a new tensor), or ``feats`` itself in
+            evaluation mode or when both widths are 0.
+
+        Example
+        -------
+        >>> feats = torch.zeros(2, 10, 6)
+        >>> out = SpecAugment(freqm=6, timem=10, fill_value=1.0)(feats)
+        >>> bool(((out == 0) | (out == 1)).all())
+        True
+        """
+        _check_features(feats)
+        if not self.training or (self.freqm == 0 and self.timem == 0):
+            return feats
+        batch, frames, bins = feats.shape
+        mask = torch.zeros(batch, frames, bins, dtype=torch.bool, device=feats.device)
+        if self.freqm > 0:
+            mask |= _band_mask(batch, bins, self.freqm, feats.device)[:, None, :]
+        if self.timem > 0:
+            mask |= _band_mask(batch, frames, self.timem, feats.device)[:, :, None]
+        fill = 0.0 if self.fill_value is None else float(self.fill_value)
+        return feats.masked_fill(mask, fill)
+
+    def extra_repr(self):
+        """Summarises the settings for ``repr``.
+
+        Returns
+        -------
+        str
+            The constructor arguments.
+
+        Example
+        -------
+        >>> SpecAugment(freqm=4).extra_repr()
+        'freqm=4, timem=0, fill_value=None'
+        """
+        return f"freqm={self.freqm}, timem={self.timem}, fill_value={self.fill_value}"
+
+
+class NoiseAugment(torch.nn.Module):
+    """SSAST's ``noise=True``: uniform noise and a random circular time shift.
+
+    Per clip: ``feats + U[0, 1)^(T x F) * r / 10`` with ``r ~ U[0, 1)``, then
+    a circular roll along time by an integer drawn from
+    ``[-max_shift, max_shift)`` (-10 to 9 frames by default).
+
+    Arguments
+    ---------
+    max_shift : int
+        Bound of the time shift in frames; 0 disables the shift.
+
+    Example
+    -------
+    >>> noise = NoiseAugment()
+    >>> feats = torch.zeros(2, 50, 16)
+    >>> out = noise(feats)
+    >>> bool((out >= 0).all() and (out < 0.1).all())
+    True
+    >>> _ = noise.eval()
+    >>> torch.equal(noise(feats), feats)
+    True
+    """
+
+    def __init__(self, max_shift=10):
+        super().__init__()
+        self.max_shift = _check_width(max_shift, "max_shift")
+
+    def forward(self, feats):
+        """Adds noise and shifts a batch of features in training mode.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            Normalised features ``(B, T, F)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The augmented features, or ``feats`` itself in evaluation mode.
+
+        Example
+        -------
+        >>> out = NoiseAugment(max_shift=0)(torch.ones(1, 4, 3))
+        >>> bool(((out >= 1) & (out < 1.1)).all())
+        True
+        """
+        _check_features(feats)
+        if not self.training:
+            return feats
+        batch, frames, _ = feats.shape
+        scale = torch.rand(batch, 1, 1, device=feats.device, dtype=feats.dtype) / 10
+        noisy = feats + torch.rand_like(feats) * scale
+        if self.max_shift == 0:
+            return noisy
+        shifts = torch.randint(
+            -self.max_shift, self.max_shift, (batch,), device=feats.device
+        )
+        # torch.roll semantics: out[t] = in[(t - shift) mod T].
+        source = torch.arange(frames, device=feats.device)[None, :] - shifts[:, None]
+        source = source.remainder(frames)
+        return noisy.gather(1, source[:, :, None].expand_as(noisy))
+
+    def extra_repr(self):
+        """Summarises the settings for ``repr``.
+
+        Returns
+        -------
+        str
+            The constructor arguments.
+
+        Example
+        -------
+        >>> NoiseAugment().extra_repr()
+        'max_shift=10'
+        """
+        return f"max_shift={self.max_shift}"
+
+
+def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
+    """Waveform-level mixup with partners drawn from the batch (SSAST style).
+
+    Each clip is mixed with probability ``prob``, with a partner drawn
+    uniformly from the batch (possibly itself, as SSAST draws the partner
+    uniformly from the whole dataset) and ``lam ~ Beta(alpha, alpha)``. The
+    partner is cut, or zero-padded, to the first clip's true length, then
+    ``mixed = lam * w1 + (1 - lam) * w2`` and
+    ``mixed_targets = lam * t1 + (1 - lam) * t2``; unmixed clips have
+    ``lam = 1``. SSAST removes each waveform's mean before and after mixing;
+    the final removal is left to the feature extractor
+    (:class:`craft_modules.features.KaldiFbank` removes each clip's mean).
+
+    Arguments
+    ---------
+    wavs : torch.Tensor
+        Padded waveforms ``(B, L)``.
+    lens : torch.Tensor, optional
+        Relative lengths ``(B,)`` in ``(0, 1]`` (SpeechBrain convention);
+        None means every clip fills the batch.
+    targets : torch.Tensor
+        Multi-hot or one-hot targets ``(B, C)``.
+    alpha : float
+        Beta distribution parameter (10 in SSAST).
+    prob : float
+        Probability that a clip is mixed.
+
+    Returns
+    -------
+    mixed_wavs : torch.Tensor
+        ``(B, L)``.
+    lens : torch.Tensor
+        The relative lengths, unchanged.
+    mixed_targets : torch.Tensor
+        Float targets ``(B, C)``.
+
+    Example
+    -------
+    >>> wavs = torch.randn(4, 800)
+    >>> targets = torch.eye(4)
+    >>> out, lens, mixed = mixup(wavs, torch.ones(4), targets, prob=1.0)
+    >>> out.shape, mixed.shape
+    (torch.Size([4, 800]), torch.Size([4, 4]))
+    >>> torch.allclose(mixed.sum(dim=1), torch.ones(4))
+    True
+    """
+    alpha = _check_alpha(alpha)
+    prob = _check_probability(prob, "prob")
+    if not isinstance(wavs, torch.Tensor) or wavs.dim() != 2:
+        raise ValueError("wavs must be a (B, L) tensor")
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 2:
+        raise ValueError("targets must be a (B, C) tensor of multi-hot targets")
+    if targets.shape[0] != wavs.shape[0]:
+        raise ValueError(
+            f"{targets.shape[0]} targets for a batch of {wavs.shape[0]} waveforms"
+        )
+    dtype = wavs.dtype if wavs.is_floating_point() else torch.float32
+    targets = targets.to(dtype)
+    if prob == 0.0:
+        return wavs, lens, targets
+    batch, length = wavs.shape
+    device = wavs.device
+
+    if lens is None:
+        samples = torch.full((batch,), length, device=device, dtype=torch.long)
+    else:
+        samples = torch.round(lens.to(device).float() * length).long()
+        samples = samples.clamp(0, length)
+
+    mixed = torch.rand(batch, device=device) < prob
+    partner = torch.randint(0, batch, (batch,), device=device)
+    beta = torch.distributions.Beta(
+        torch.tensor(alpha, device=device), torch.tensor(alpha, device=device)
+    )
+    lam = torch.where(
+        mixed, beta.sample((batch,)), torch.ones(batch, device=device)
+    ).to(dtype)
+
+    # The partner keeps its own samples up to the first clip's true length.
+    keep = torch.minimum(samples, samples[partner])
+    positions = torch.arange(length, device=device)
+    partner_wavs = wavs[partner] * (positions[None, :] < keep[:, None])
+    mixed_wavs = lam[:, None] * wavs + (1.0 - lam[:, None]) * partner_wavs
+    mixed_targets = lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
+    return mixed_wavs, lens, mixed_targets
+
+
+class MixUp(torch.nn.Module):
+    """A module applying :func:`mixup` in training mode, for recipe YAML files.
+
+    Arguments
+    ---------
+    alpha : float
+        Beta distribution parameter (10 in SSAST).
+    prob : float
+        Probability that a clip is mixed (0.5 for AudioSet, 0.6 for Speech
+        Commands, 0 for ESC-50 in SSAST).
+
+    Example
+    -------
+    >>> mix = MixUp(prob=1.0)
+    >>> wavs, lens, targets = mix(torch.randn(2, 100), torch.ones(2), torch.eye(2))
+    >>> targets.shape
+    torch.Size([2, 2])
+    """
+
+    def __init__(self, alpha=10.0, prob=0.5):
+        super().__init__()
+        self.alpha = _check_alpha(alpha)
+        self.prob = _check_probability(prob, "prob")
+
+    def forward(self, wavs, lens, targets):
+        """Mixes a batch in training mode; the identity otherwise.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Padded waveforms ``(B, L)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(B,)``.
+        targets : torch.Tensor
+            Multi-hot or one-hot targets ``(B, C)``.
+
+        Returns
+        -------
+        tuple
+            ``(wavs, lens, targets)``, mixed in training mode.
+
+        Example
+        -------
+        >>> mix = MixUp(prob=1.0).eval()
+        >>> wavs = torch.randn(2, 100)
+        >>> torch.equal(mix(wavs, None, torch.eye(2))[0], wavs)
+        True
+        """
+        if not self.training or self.prob == 0.0:
+            return wavs, lens, targets
+        return mixup(wavs, lens, targets, alpha=self.alpha, prob=self.prob)
+
+    def extra_repr(self):
+        """Summarises the settings for ``repr``.
+
+        Returns
+        -------
+        str
+            The constructor arguments.
+
+        Example
+        -------
+        >>> MixUp().extra_repr()
+        'alpha=10.0, prob=0.5'
+        """
+        return f"alpha={self.alpha}, prob={self.prob}"

@@ -1,0 +1,314 @@
+"""Glue shared by every recipe script: hparams loading, datasets, loaders, results.
+
+Recipes stay thin: they prepare their data, call these helpers to build
+SpeechBrain datasets and loaders, and run ``fit`` / ``evaluate`` with the
+Brains of :mod:`craft_modules.brain`.
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import math
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.utils.data_pipeline import provides, takes
+from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.logger import get_logger
+
+from craft_modules.dataio import SkipBadCollate, audio_pipeline, write_json_atomic
+from craft_modules.metrics import EvalShardSampler
+
+logger = get_logger(__name__)
+
+
+def frames_for_duration(seconds, frame_shift_ms=10.0, window_ms=25.0, multiple=128):
+    """Input frames for clips of ``seconds``: the fbank frames rounded up to a multiple of 128.
+
+    This gives SSAST's choices, 1024 frames for 10 s and 512 for 5 s.
+
+    Arguments
+    ---------
+    seconds : float
+        Clip duration.
+    frame_shift_ms : float
+        Fbank hop.
+    window_ms : float
+        Fbank window.
+    multiple : int
+        Rounding.
+
+    Returns
+    -------
+    int
+        Number of frames.
+
+    Example
+    -------
+    >>> frames_for_duration(10.0), frames_for_duration(5.0), frames_for_duration(1.0)
+    (1024, 512, 128)
+    """
+    if not seconds or seconds <= 0:
+        raise ValueError(f"clip_duration must be positive, got {seconds}")
+    frames = 1 + int((seconds * 1000 - window_ms) // frame_shift_ms)
+    return max(multiple, int(math.ceil(frames / multiple) * multiple))
+
+
+def resolve_hparams_file(path, recipe_file):
+    """Finds an hparams file given as-is or relative to the recipe's folder.
+
+    Arguments
+    ---------
+    path : str
+        The path given on the command line.
+    recipe_file : str
+        ``__file__`` of the recipe script.
+
+    Returns
+    -------
+    str
+        An existing path.
+
+    Example
+    -------
+    >>> resolve_hparams_file("missing.yaml", __file__)
+    Traceback (most recent call last):
+        ...
+    FileNotFoundError: hparams file 'missing.yaml' not found (also looked in ...)
+    """
+    if os.path.isfile(path):
+        return path
+    candidate = os.path.join(os.path.dirname(os.path.abspath(recipe_file)), path)
+    if os.path.isfile(candidate):
+        return candidate
+    raise FileNotFoundError(
+        f"hparams file {path!r} not found (also looked in {candidate!r})"
+    )
+
+
+def parse_recipe_arguments(argv, recipe_file):
+    """Parses a recipe command line and starts DDP when launched by torchrun.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``sys.argv[1:]``.
+    recipe_file : str
+        ``__file__`` of the recipe script (for hparams paths).
+
+    Returns
+    -------
+    tuple
+        ``(hparams_file, run_opts, overrides)``.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams_file = resolve_hparams_file(hparams_file, recipe_file)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    return hparams_file, run_opts, overrides
+
+
+def load_hparams(hparams_file, overrides, extra=None):
+    """Loads a YAML with command-line overrides (unknown keys fail here, before any work).
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML file.
+    overrides : str or dict
+        Overrides from the command line.
+    extra : dict, optional
+        More overrides set by the script (e.g. the fold number).
+
+    Returns
+    -------
+    dict
+        The loaded hyperparameters.
+    """
+    if extra:
+        text = overrides if isinstance(overrides, str) else ""
+        for key, value in extra.items():
+            text += f"\n{key}: {value}"
+        overrides = text.strip()
+    with open(hparams_file, encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, overrides)
+
+
+def world_size():
+    """Number of DDP processes (1 without DDP)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def per_process_batch_size(global_batch, grad_accumulation=1):
+    """Splits a global batch over DDP processes and gradient accumulation steps.
+
+    Arguments
+    ---------
+    global_batch : int
+        Clips per optimizer step, all processes together.
+    grad_accumulation : int
+        Gradient accumulation factor.
+
+    Returns
+    -------
+    int
+        Clips per forward pass on each process.
+
+    Example
+    -------
+    >>> per_process_batch_size(180, 3)
+    60
+    """
+    parts = world_size() * int(grad_accumulation)
+    if global_batch % parts:
+        raise ValueError(
+            f"batch_size={global_batch} is not divisible by {world_size()} processes "
+            f"x grad_accumulation_factor {grad_accumulation}"
+        )
+    return global_batch // parts
+
+
+def audio_dataset(
+    manifest, sample_rate, clip_duration, extra_items=(), output_keys=("id", "sig")
+):
+    """A DynamicItemDataset reading, resampling and cropping/padding each clip.
+
+    Arguments
+    ---------
+    manifest : str or dict
+        A JSON manifest path or its loaded dict.
+    sample_rate : int
+        Target sample rate.
+    clip_duration : float
+        Clip length in seconds (crop or zero-pad).
+    extra_items : list
+        More dynamic items (e.g. targets).
+    output_keys : list of str
+        Keys of each item.
+
+    Returns
+    -------
+    DynamicItemDataset
+        The dataset; bad audio gives a ``None`` signal, dropped by the collate.
+    """
+    items = [audio_pipeline(sample_rate, clip_duration), *extra_items]
+    if isinstance(manifest, dict):
+        return DynamicItemDataset(
+            manifest, dynamic_items=items, output_keys=list(output_keys)
+        )
+    return DynamicItemDataset.from_json(
+        manifest, dynamic_items=items, output_keys=list(output_keys)
+    )
+
+
+def one_hot_pipeline(n_classes, input_key="target", output_key="targets"):
+    """Dynamic item turning a class index into a float one-hot vector.
+
+    Arguments
+    ---------
+    n_classes : int
+        Number of classes.
+    input_key : str
+        Manifest key holding the index.
+    output_key : str
+        Provided key.
+
+    Returns
+    -------
+    DynamicItem
+        The pipeline item.
+
+    Example
+    -------
+    >>> one_hot_pipeline(3)(2).tolist()
+    [0.0, 0.0, 1.0]
+    """
+
+    @takes(input_key)
+    @provides(output_key)
+    def encode(target):
+        target = int(target)
+        if not 0 <= target < n_classes:
+            raise ValueError(f"class index {target} outside [0, {n_classes})")
+        vector = torch.zeros(n_classes)
+        vector[target] = 1.0
+        return vector
+
+    return encode
+
+
+def train_loader_options(hparams, batch_size=None):
+    """Loader options of training: shuffled, bad clips dropped by the collate.
+
+    Arguments
+    ---------
+    hparams : dict
+        Needs ``batch_size`` and ``num_workers``.
+    batch_size : int, optional
+        Overrides ``hparams["batch_size"]``.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``Brain.fit``'s loaders.
+    """
+    return {
+        "batch_size": batch_size or hparams["batch_size"],
+        "shuffle": True,
+        "drop_last": bool(hparams.get("drop_last", False)),
+        "num_workers": hparams.get("num_workers", 0),
+        "collate_fn": SkipBadCollate(),
+    }
+
+
+def eval_loader_options(hparams, dataset, batch_size=None):
+    """Loader options of evaluation: each DDP rank gets a disjoint shard.
+
+    Arguments
+    ---------
+    hparams : dict
+        Needs ``batch_size`` and ``num_workers``.
+    dataset : torch.utils.data.Dataset
+        The evaluation set (to shard).
+    batch_size : int, optional
+        Overrides twice the training batch size (SSAST's choice).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``Brain.fit``/``evaluate``'s loaders.
+    """
+    return {
+        "batch_size": batch_size or 2 * hparams["batch_size"],
+        "num_workers": hparams.get("num_workers", 0),
+        "collate_fn": SkipBadCollate(),
+        "sampler": EvalShardSampler(dataset),
+    }
+
+
+def write_results(path, results):
+    """Writes a results JSON from the main process only, atomically.
+
+    Arguments
+    ---------
+    path : str
+        Output path.
+    results : dict
+        Plain Python values.
+    """
+    if if_main_process():
+        write_json_atomic(results, path)
+        logger.info("Results written to %s", path)
+
+
+def finish():
+    """Ends a recipe cleanly: destroys the DDP process group when there is one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    sys.stdout.flush()

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Self-supervised pretraining on AudioSet (or any folder of audio): CRAFT and its ablations.
+
+The method is chosen in YAML (``hparams/craft.yaml`` = PSWaCL, ``ssast.yaml``,
+``swapt.yaml``, ``wapt.yaml``, ``swacl.yaml``). ``batch_size`` is the global
+batch per optimizer step: it is divided over DDP processes and gradient
+accumulation steps (SWaCL's negatives are the clips of one forward pass on
+all processes). Validation runs on the AudioSet eval set, or on a held-out
+share of an unlabeled folder (``unlabeled_folder``).
+
+Usage:
+    python recipes/AudioSet/pretrain.py hparams/craft.yaml --data_folder=/data/AudioSet
+    torchrun --nproc_per_node=8 recipes/AudioSet/pretrain.py hparams/craft.yaml --data_folder=...
+    python recipes/AudioSet/pretrain.py hparams/craft.yaml --unlabeled_folder=/my/audio --data_folder=/my/audio
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import json
+import os
+import sys
+
+import speechbrain as sb
+from audioset_prepare import prepare_audioset, prepare_unlabeled_folder
+from speechbrain.utils.distributed import run_on_main
+
+from craft_modules.brain import PretrainBrain
+from craft_modules.checkpoint import load_pretrained
+from craft_modules.recipe import (
+    audio_dataset,
+    eval_loader_options,
+    finish,
+    load_hparams,
+    parse_recipe_arguments,
+    per_process_batch_size,
+    train_loader_options,
+    write_results,
+)
+
+
+def prepare_manifests(hparams):
+    """Writes the manifests on the main process; returns (train, valid) manifest dicts."""
+    if hparams["unlabeled_folder"]:
+        path = run_on_main(
+            prepare_unlabeled_folder,
+            kwargs={
+                "folder": hparams["unlabeled_folder"],
+                "save_folder": hparams["prepare_folder"],
+            },
+        )
+        with open(path, encoding="utf-8") as fin:
+            clips = json.load(fin)
+        ids = sorted(clips)
+        n_valid = max(1, int(len(ids) * hparams["valid_fraction"]))
+        if len(ids) <= n_valid:
+            raise ValueError(
+                f"{hparams['unlabeled_folder']} has too few readable clips ({len(ids)})"
+            )
+        valid = {k: clips[k] for k in ids[-n_valid:]}
+        train = {k: clips[k] for k in ids[:-n_valid]}
+        return train, valid
+    splits = list(hparams["train_splits"]) + ["eval"]
+    outputs = run_on_main(
+        prepare_audioset,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+            "audio_folder": hparams["audio_folder"],
+            "splits": splits,
+        },
+    )
+    name = (
+        "full_train"
+        if "full_train" in outputs
+        else "train"
+        if "train" in outputs
+        else "unbalanced_train"
+    )
+    manifests = []
+    for key in (name, "eval"):
+        with open(outputs[key], encoding="utf-8") as fin:
+            manifests.append(json.load(fin))
+    return manifests[0], manifests[1]
+
+
+def main():
+    """Prepares the data, pretrains, and writes the final validation losses."""
+    hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    train, valid = prepare_manifests(hparams)
+    keys = ("id", "sig")
+    train_set = audio_dataset(
+        train, hparams["sample_rate"], hparams["clip_duration"], output_keys=keys
+    )
+    valid_set = audio_dataset(
+        valid, hparams["sample_rate"], hparams["clip_duration"], output_keys=keys
+    )
+    accumulation = run_opts.get("grad_accumulation_factor") or hparams.get(
+        "grad_accumulation_factor", 1
+    )
+    batch = per_process_batch_size(hparams["batch_size"], accumulation)
+    if hparams["pretrained_path"]:
+        load_pretrained(hparams["model"], hparams["pretrained_path"])
+    brain = PretrainBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train_set,
+        valid_set,
+        train_loader_kwargs=train_loader_options(hparams, batch),
+        valid_loader_kwargs=eval_loader_options(hparams, valid_set, batch),
+    )
+    last = getattr(brain, "last_valid_stats", None) or {}
+    write_results(
+        os.path.join(hparams["output_folder"], "results.json"), {"valid": last}
+    )
+    finish()
+
+
+if __name__ == "__main__":
+    main()

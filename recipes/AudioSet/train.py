@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""AudioSet (multi-label) fine-tuning of CRAFT (SWaB), AST or SWAST.
+
+SSAST's AudioSet settings (the YAMLs): waveform mixup Beta(10, 10) with
+probability 0.5, SpecAugment 48/192, BCE, lr halved after epochs 10, 15, 20,
+uniform weight averaging of epochs 6..25 evaluated at the end; balanced
+sampling (AST's label-frequency weights) for the full set. mAP, mAUC and
+d-prime are computed on the eval set after every epoch (over the whole set
+exactly once under DDP); the final metrics go to
+``<output_folder>/results.json`` (keys ``mAP``, ``mAUC``, ``d_prime``).
+
+Usage:
+    python recipes/AudioSet/train.py hparams/finetune_craft.yaml --data_folder=/data/AudioSet \
+        --pretrained_path=results/AudioSet/pretrain/craft/1986/save
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import json
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from audioset_prepare import prepare_audioset
+from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+from speechbrain.utils.distributed import run_on_main
+
+from craft_modules.brain import ClassifierBrain
+from craft_modules.checkpoint import load_pretrained
+from craft_modules.dataio import load_label_list, multi_hot_pipeline
+from craft_modules.recipe import (
+    audio_dataset,
+    eval_loader_options,
+    finish,
+    load_hparams,
+    parse_recipe_arguments,
+    train_loader_options,
+    write_results,
+)
+
+
+def label_balancing_weights(manifest, labels):
+    """AST's ``gen_weight_file``: a clip weighs the sum of 1000 / (count + 0.01) of its labels."""
+    counts = {label["mid"]: 0 for label in labels}
+    for clip in manifest.values():
+        for mid in clip["labels"]:
+            counts[mid] = counts.get(mid, 0) + 1
+    return torch.tensor(
+        [
+            sum(1000.0 / (counts[mid] + 0.01) for mid in clip["labels"])
+            for clip in manifest.values()
+        ],
+        dtype=torch.double,
+    )
+
+
+def main():
+    """Prepares AudioSet, fine-tunes, evaluates and writes results.json."""
+    hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    outputs = run_on_main(
+        prepare_audioset,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+            "audio_folder": hparams["audio_folder"],
+            "splits": list(hparams["train_splits"]) + ["eval"],
+        },
+    )
+    labels = load_label_list(outputs["labels"])
+    if len(labels) != hparams["n_classes"]:
+        raise ValueError(
+            f"n_classes={hparams['n_classes']} but {outputs['labels']} lists {len(labels)} classes"
+        )
+    train_name = (
+        "full_train"
+        if "full_train" in outputs
+        else "train"
+        if "train" in outputs
+        else "unbalanced_train"
+    )
+    with open(outputs[train_name], encoding="utf-8") as fin:
+        train_manifest = json.load(fin)
+    targets = multi_hot_pipeline(outputs["labels"])
+    keys = ("id", "sig", "targets")
+    make = lambda data: audio_dataset(  # noqa: E731
+        data, hparams["sample_rate"], hparams["clip_duration"], [targets], keys
+    )
+    train_set = make(train_manifest)
+    eval_set = make(outputs["eval"])
+    train_options = train_loader_options(hparams)
+    if hparams["balanced_sampling"]:
+        weights = label_balancing_weights(train_manifest, labels)
+        train_options.pop("shuffle")
+        train_options["sampler"] = ReproducibleWeightedRandomSampler(
+            weights, num_samples=len(weights), replacement=True
+        )
+    if hparams["pretrained_path"]:
+        load_pretrained(hparams["model"], hparams["pretrained_path"])
+    brain = ClassifierBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train_set,
+        eval_set,
+        train_loader_kwargs=train_options,
+        valid_loader_kwargs=eval_loader_options(hparams, eval_set),
+    )
+    brain.evaluate(
+        eval_set,
+        max_key=hparams["metric"],
+        test_loader_kwargs=eval_loader_options(hparams, eval_set),
+    )
+    metrics = brain.test_metrics
+    results = {key: metrics[key] for key in ("mAP", "mAUC", "d_prime")}
+    results["weight_averaged"] = bool(
+        hparams["use_weight_averaging"] and hparams["weight_averager"].count
+    )
+    results["epochs"] = brain.load_history()
+    results["epochs"] = [
+        {k: v for k, v in e.items() if k not in ("predictions", "targets")}
+        for e in results["epochs"]
+    ]
+    write_results(os.path.join(hparams["output_folder"], "results.json"), results)
+    if sb.utils.distributed.if_main_process():
+        print(
+            f"AudioSet mAP {results['mAP']:.4f}, mAUC {results['mAUC']:.4f}, d' {results['d_prime']:.3f}"
+        )
+    finish()
+
+
+if __name__ == "__main__":
+    main()

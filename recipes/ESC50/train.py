@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""ESC-50 five-fold fine-tuning of CRAFT, AST, SWAST (or any classifier in YAML).
+
+Runs one fine-tuning per held-out fold (all five, or those given with
+``--folds=[1,3]``) from the same starting point, evaluating on the held-out
+fold after every epoch, as SSAST does. The reported score follows SSAST's
+``get_esc_result.py``: the single epoch with the best fold-averaged accuracy,
+and each fold's accuracy at that epoch. ``<output_folder>/results.json``
+holds ``per_fold`` (fold -> accuracy), ``mean_accuracy``, ``best_epoch`` and
+each fold's last-epoch accuracy; ``confusion_matrix.png`` (and ``.json``) is
+drawn from the held-out predictions of every fold at the best epoch.
+
+Usage:
+    python recipes/ESC50/train.py hparams/craft.yaml --data_folder=/data/ESC-50
+    torchrun --nproc_per_node=4 recipes/ESC50/train.py hparams/craft.yaml --data_folder=...
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import json
+import os
+import sys
+
+import speechbrain as sb
+from esc50_prepare import prepare_esc50
+from speechbrain.utils.distributed import run_on_main
+
+from craft_modules.brain import ClassifierBrain
+from craft_modules.checkpoint import load_pretrained
+from craft_modules.metrics import save_confusion_matrix
+from craft_modules.recipe import (
+    audio_dataset,
+    eval_loader_options,
+    finish,
+    load_hparams,
+    one_hot_pipeline,
+    parse_recipe_arguments,
+    train_loader_options,
+    write_results,
+)
+
+
+def fold_datasets(hparams, manifest_path, fold):
+    """Training set (the other folds) and evaluation set (``fold``)."""
+    with open(manifest_path, encoding="utf-8") as fin:
+        manifest = json.load(fin)
+    train = {k: v for k, v in manifest.items() if int(v["fold"]) != fold}
+    test = {k: v for k, v in manifest.items() if int(v["fold"]) == fold}
+    if not train or not test:
+        raise ValueError(
+            f"fold {fold} leaves an empty training or evaluation set in {manifest_path}"
+        )
+    targets = one_hot_pipeline(hparams["n_classes"])
+    keys = ("id", "sig", "targets")
+    make = lambda data: audio_dataset(  # noqa: E731
+        data, hparams["sample_rate"], hparams["clip_duration"], [targets], keys
+    )
+    return make(train), make(test)
+
+
+def run_fold(hparams_file, run_opts, overrides, fold, prepared):
+    """Fine-tunes on every fold but ``fold`` and evaluates on ``fold`` each epoch."""
+    hparams = load_hparams(hparams_file, overrides, {"fold": fold})
+    sb.create_experiment_directory(
+        experiment_directory=hparams["experiment_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    train_set, test_set = fold_datasets(hparams, prepared["manifest"], fold)
+    if hparams["pretrained_path"]:
+        load_pretrained(hparams["model"], hparams["pretrained_path"])
+    brain = ClassifierBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train_set,
+        test_set,
+        train_loader_kwargs=train_loader_options(hparams),
+        valid_loader_kwargs=eval_loader_options(hparams, test_set),
+    )
+    return brain.load_history()
+
+
+def summarise(folds, histories, labels, output_folder):
+    """SSAST's ESC-50 score: the best epoch of the fold-averaged accuracy."""
+    common = set.intersection(*({h["epoch"] for h in histories[f]} for f in folds))
+    by_epoch = {f: {h["epoch"]: h for h in histories[f]} for f in folds}
+    mean = {
+        e: sum(by_epoch[f][e]["accuracy"] for f in folds) / len(folds) for e in common
+    }
+    best_epoch = max(sorted(mean), key=lambda e: mean[e])
+    results = {
+        "per_fold": {str(f): by_epoch[f][best_epoch]["accuracy"] for f in folds},
+        "mean_accuracy": mean[best_epoch],
+        "best_epoch": best_epoch,
+        "per_fold_last_epoch": {str(f): histories[f][-1]["accuracy"] for f in folds},
+        "folds": list(folds),
+    }
+    targets, predictions = [], []
+    for f in folds:
+        entry = by_epoch[f][best_epoch]
+        for clip, predicted in entry.get("predictions", {}).items():
+            targets.append(entry["targets"][clip])
+            predictions.append(predicted)
+    if predictions:
+        save_confusion_matrix(
+            targets,
+            predictions,
+            labels,
+            os.path.join(output_folder, "confusion_matrix.png"),
+        )
+    return results
+
+
+def main():
+    """Prepares ESC-50, runs the folds and writes results.json."""
+    hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
+    hparams = load_hparams(hparams_file, overrides, {"fold": 1})
+    run_on_main(
+        prepare_esc50,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+        },
+    )
+    prepared = {
+        "manifest": os.path.join(hparams["prepare_folder"], "esc50.json"),
+        "labels": os.path.join(hparams["prepare_folder"], "labels.json"),
+    }
+    with open(prepared["labels"], encoding="utf-8") as fin:
+        labels = json.load(fin)
+    if len(labels) != hparams["n_classes"]:
+        raise ValueError(
+            f"n_classes={hparams['n_classes']} but {prepared['labels']} lists {len(labels)} classes"
+        )
+    folds = [int(f) for f in hparams["folds"]]
+    histories = {
+        fold: run_fold(hparams_file, run_opts, overrides, fold, prepared)
+        for fold in folds
+    }
+    results = summarise(folds, histories, labels, hparams["output_folder"])
+    write_results(os.path.join(hparams["output_folder"], "results.json"), results)
+    if sb.utils.distributed.if_main_process():
+        print(
+            f"ESC-50 accuracy {100 * results['mean_accuracy']:.1f}% (best epoch {results['best_epoch']}); "
+            + ", ".join(
+                f"fold {f}: {100 * a:.1f}%" for f, a in results["per_fold"].items()
+            )
+        )
+    finish()
+
+
+if __name__ == "__main__":
+    main()
