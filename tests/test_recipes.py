@@ -1,0 +1,355 @@
+"""Every recipe YAML runs end to end on generated data in the official layouts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from craft_modules.synth import make_audioset, make_esc50
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAIN = ROOT / "recipes" / "AudioSet" / "pretrain.py"
+AUDIOSET = ROOT / "recipes" / "AudioSet" / "train.py"
+ESC50 = ROOT / "recipes" / "ESC50" / "train.py"
+TINY = [
+    "--model_size=tiny",
+    "--depth=1",
+    "--num_workers=0",
+    "--device=cpu",
+    "--clip_duration=1.0",
+]
+
+
+def run(script, *args, cwd=ROOT, check=True):
+    """Runs a recipe in a subprocess; fails the test with its output tail."""
+    proc = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def read(path):
+    with open(path, encoding="utf-8") as fin:
+        return json.load(fin)
+
+
+@pytest.fixture(scope="session")
+def esc50_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "ESC-50"
+    make_esc50(
+        str(root), n_classes=3, clips_per_class=5, sample_rate=44100, duration=1.0
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def audioset_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "AudioSet"
+    info = make_audioset(
+        str(root),
+        n_classes=4,
+        n_balanced=8,
+        n_eval=5,
+        duration=1.0,
+        n_missing=1,
+        n_corrupt=1,
+    )
+    return root, info
+
+
+@pytest.fixture(scope="session")
+def pretrained(audioset_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "pretrain"
+    root, _ = audioset_folder
+    run(
+        PRETRAIN,
+        "hparams/craft.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={out}",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--mask_patch=20",
+        "--warmup_steps=2",
+        *TINY,
+    )
+    return out
+
+
+@pytest.mark.parametrize("method", ["ssast", "swapt", "wapt", "swacl"])
+def test_pretraining_yamls(method, audioset_folder, tmp_path):
+    root, _ = audioset_folder
+    run(
+        PRETRAIN,
+        f"hparams/{method}.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={tmp_path}",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--mask_patch=20",
+        "--warmup_steps=2",
+        *TINY,
+    )
+    valid = read(tmp_path / "results.json")["valid"]
+    assert valid and all(v == v for v in valid.values())  # finite, not NaN
+    monitor = {
+        "ssast": "acc_spec",
+        "swapt": "acc_wav",
+        "wapt": "acc_wav",
+        "swacl": "swacl_acc",
+    }[method]
+    assert monitor in valid
+    assert list((tmp_path / "save").glob("CKPT+*/model.ckpt"))
+
+
+def test_pretraining_craft_yaml_and_preparation_summary(pretrained, audioset_folder):
+    root, info = audioset_folder
+    valid = read(pretrained / "results.json")["valid"]
+    assert {"nce_spec", "mse_spec", "swacl"} <= set(valid)
+    summary = read(pretrained / "data" / "prepare_summary.json")
+    assert (
+        summary["skipped"]["missing_audio"] == 1
+        and summary["skipped"]["unreadable_audio"] == 1
+    )
+
+
+@pytest.mark.parametrize("fusion", ["craft", "ast", "swast"])
+def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path):
+    root, _ = audioset_folder
+    run(
+        AUDIOSET,
+        f"hparams/finetune_{fusion}.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={tmp_path}",
+        f"--pretrained_path={pretrained}",
+        "--batch_size=4",
+        "--number_of_epochs=2",
+        "--n_classes=4",
+        "--fusion_layer=0",
+        "--n_bottlenecks=4",
+        "--weight_averaging_start=1",
+        *TINY,
+    )
+    results = read(tmp_path / "results.json")
+    assert {"mAP", "mAUC", "d_prime"} <= set(results)
+    assert 0.0 <= results["mAP"] <= 1.0 and results["weight_averaged"]
+    assert [e["epoch"] for e in results["epochs"]] == [1, 2]
+    log = (tmp_path / "log.txt").read_text()
+    assert "Pretrained weights: loaded" in log
+
+
+@pytest.mark.parametrize("yaml", ["craft", "ast", "swast"])
+def test_esc50_yamls(yaml, esc50_folder, tmp_path):
+    run(
+        ESC50,
+        f"hparams/{yaml}.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={tmp_path}",
+        "--folds=[1,3]",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--n_classes=3",
+        "--fusion_layer=0",
+        "--n_bottlenecks=4",
+        *TINY,
+    )
+    results = read(tmp_path / "results.json")
+    assert set(results["per_fold"]) == {"1", "3"}
+    mean = sum(results["per_fold"].values()) / 2
+    assert results["mean_accuracy"] == pytest.approx(mean)
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+    matrix = read(tmp_path / "confusion_matrix.json")["matrix"]
+    assert sum(map(sum, matrix)) == 6  # 3 held-out clips in each of the 2 folds
+
+
+def test_esc50_from_inside_the_recipe_folder_with_a_pretrained_model(
+    esc50_folder, pretrained, tmp_path
+):
+    run(
+        "train.py",
+        "hparams/craft.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={tmp_path}",
+        f"--pretrained_path={pretrained}",
+        "--folds=[2]",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--n_classes=3",
+        "--fusion_layer=0",
+        "--n_bottlenecks=4",
+        *TINY,
+        cwd=ROOT / "recipes" / "ESC50",
+    )
+    assert set(read(tmp_path / "results.json")["per_fold"]) == {"2"}
+
+
+def test_unknown_key_fails_before_any_work(esc50_folder, tmp_path):
+    out = tmp_path / "never"
+    proc = run(
+        ESC50,
+        "hparams/craft.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={out}",
+        "--not_a_key=3",
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "not_a_key" in proc.stderr
+    assert not out.exists()
+
+
+def test_missing_data_folder_is_named(tmp_path):
+    missing = tmp_path / "no_such_ESC-50"
+    proc = run(
+        ESC50,
+        "hparams/ast.yaml",
+        f"--data_folder={missing}",
+        f"--output_folder={tmp_path / 'o'}",
+        *TINY,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert str(missing) in proc.stderr
+
+
+def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_path):
+    root, info = audioset_folder
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=localhost:0",
+    ]
+    common = [
+        f"--data_folder={root}",
+        "--distributed_backend=gloo",
+        "--number_of_epochs=1",
+        *TINY,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for script, yaml, extra in [
+        (
+            PRETRAIN,
+            "hparams/craft.yaml",
+            ["--batch_size=4", "--mask_patch=20", "--warmup_steps=2"],
+        ),
+        (
+            AUDIOSET,
+            "hparams/finetune_craft.yaml",
+            [
+                "--batch_size=2",
+                "--n_classes=4",
+                "--fusion_layer=0",
+                "--n_bottlenecks=4",
+                f"--pretrained_path={tmp_path / 'pre'}",
+            ],
+        ),
+    ]:
+        out = tmp_path / ("pre" if script == PRETRAIN else "ft")
+        proc = subprocess.run(
+            [*torchrun, str(script), yaml, f"--output_folder={out}", *common, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-5000:]
+    results = read(tmp_path / "ft" / "results.json")
+    n_eval = len(read(tmp_path / "ft" / "data" / "eval.json"))
+    # Every evaluation clip counted exactly once across the two ranks.
+    assert results["epochs"][0]["n_clips"] == n_eval
+
+
+def test_killed_run_resumes_and_finishes_its_epochs(esc50_folder, tmp_path):
+    args = [
+        sys.executable,
+        str(ESC50),
+        "hparams/ast.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={tmp_path}",
+        "--folds=[1]",
+        "--batch_size=2",
+        "--number_of_epochs=3",
+        "--n_classes=3",
+        "--ckpt_interval_minutes=0",
+        "--ckpt_interval_steps=2",
+        *TINY,
+    ]
+    save = tmp_path / "fold_1" / "save"
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    killed = False
+    try:
+        import time
+
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            metrics = tmp_path / "fold_1" / "epoch_metrics.json"
+            if metrics.exists() and any(
+                "brain_intra_epoch_ckpt" in p.read_text()
+                for p in save.glob("CKPT+*/CKPT.yaml")
+            ):
+                if (
+                    len(read(metrics)) == 1
+                ):  # inside epoch 2, after an intra-epoch checkpoint
+                    proc.kill()
+                    killed = True
+                    break
+            time.sleep(0.02)
+    finally:
+        proc.wait()
+    assert killed, "the run ended before it could be killed mid-training"
+    assert len(read(tmp_path / "fold_1" / "epoch_metrics.json")) == 1
+    run(ESC50, *args[2:])
+    epochs = [e["epoch"] for e in read(tmp_path / "fold_1" / "epoch_metrics.json")]
+    assert epochs == [1, 2, 3]
+    log = (tmp_path / "fold_1" / "log.txt").read_text()
+    assert "Loading a checkpoint" in log
+    assert read(tmp_path / "results.json")["per_fold"]
+
+
+def test_file_that_turns_unreadable_during_training_is_skipped(esc50_folder, tmp_path):
+    import shutil
+
+    data = tmp_path / "ESC-50"
+    shutil.copytree(esc50_folder, data)
+    common = [
+        ESC50,
+        "hparams/ast.yaml",
+        f"--data_folder={data}",
+        f"--output_folder={tmp_path / 'run'}",
+        "--folds=[1]",
+        "--batch_size=4",
+        "--n_classes=3",
+        *TINY,
+    ]
+    run(*common, "--number_of_epochs=1")
+    victim = sorted((data / "audio").glob("2-*.wav"))[
+        0
+    ]  # a training clip of fold 1's run
+    victim.write_bytes(b"this is not audio any more")
+    proc = run(*common, "--number_of_epochs=2")
+    output = (
+        proc.stdout
+        + proc.stderr
+        + (tmp_path / "run" / "fold_1" / "log.txt").read_text()
+    )
+    assert "Skipping a clip" in output and victim.name in output
+    assert [
+        e["epoch"] for e in read(tmp_path / "run" / "fold_1" / "epoch_metrics.json")
+    ] == [1, 2]
