@@ -26,6 +26,10 @@ test: install lint
 
 bench: install
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_data.py
+
+demo: install
+	$(BIN)/python demo/run_demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
