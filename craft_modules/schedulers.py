@@ -62,6 +62,9 @@ class WarmupPlateauScheduler:
     >>> sched = WarmupPlateauScheduler(lr=1.0, warmup_steps=100, warmup_every=50)
     >>> [sched.on_step(opt, s) for s in (1, 50, 99, 100, 150)]
     [0.0, 0.5, 0.5, 1.0, 1.0]
+    >>> short = WarmupPlateauScheduler(lr=1.0, warmup_steps=20, warmup_every=50)
+    >>> [short.on_step(opt, s) for s in (1, 19, 20, 21)]
+    [0.0, 0.0, 1.0, 1.0]
     >>> [sched.on_evaluation(opt, acc) for acc in (0.5, 0.4, 0.4, 0.4)]
     [1.0, 1.0, 1.0, 0.5]
     """
@@ -87,6 +90,8 @@ class WarmupPlateauScheduler:
             if step % self.warmup_every == 0 or step == 1:
                 stair = (step // self.warmup_every) * self.warmup_every
                 self.current_lr = stair / self.warmup_steps * self.peak_lr
+            if step == self.warmup_steps:  # the warm-up always ends at the peak
+                self.current_lr = self.peak_lr
         set_lr(optimizer, self.current_lr)
         return self.current_lr
 
