@@ -716,3 +716,38 @@ def prepare_unlabeled_folder(
     summary.save(summary_path)
     mark_prepared(options_file, options)
     return manifest_path
+
+
+def prepare_for_recipe(hparams):
+    """Runs :func:`prepare_audioset` on the main process with a recipe's hparams.
+
+    Prepares ``train_splits`` plus ``eval`` from ``data_folder`` into
+    ``prepare_folder`` and picks the training manifest: ``full_train`` when
+    balanced and unbalanced are both asked for, else the one training split.
+
+    Arguments
+    ---------
+    hparams : dict
+        Needs ``data_folder``, ``prepare_folder``, ``audio_folder``, ``train_splits``.
+
+    Returns
+    -------
+    dict
+        ``prepare_audioset``'s outputs plus ``"train_manifest"``, the path of
+        the training manifest.
+    """
+    from speechbrain.utils.distributed import run_on_main
+
+    outputs = run_on_main(
+        prepare_audioset,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+            "audio_folder": hparams["audio_folder"],
+            "splits": list(hparams["train_splits"]) + ["eval"],
+        },
+    )
+    for name in ("full_train", "train", "unbalanced_train"):
+        if name in outputs:
+            return {**outputs, "train_manifest": outputs[name]}
+    raise ValueError(f"train_splits={hparams['train_splits']} names no training split")

@@ -22,7 +22,7 @@ import os
 import sys
 
 import speechbrain as sb
-from audioset_prepare import prepare_audioset, prepare_unlabeled_folder
+from audioset_prepare import prepare_for_recipe, prepare_unlabeled_folder
 from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.brain import PretrainBrain
@@ -60,25 +60,9 @@ def prepare_manifests(hparams):
         valid = {k: clips[k] for k in ids[-n_valid:]}
         train = {k: clips[k] for k in ids[:-n_valid]}
         return train, valid
-    splits = list(hparams["train_splits"]) + ["eval"]
-    outputs = run_on_main(
-        prepare_audioset,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
-            "audio_folder": hparams["audio_folder"],
-            "splits": splits,
-        },
-    )
-    name = (
-        "full_train"
-        if "full_train" in outputs
-        else "train"
-        if "train" in outputs
-        else "unbalanced_train"
-    )
+    outputs = prepare_for_recipe(hparams)
     manifests = []
-    for key in (name, "eval"):
+    for key in ("train_manifest", "eval"):
         with open(outputs[key], encoding="utf-8") as fin:
             manifests.append(json.load(fin))
     return manifests[0], manifests[1]

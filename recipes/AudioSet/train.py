@@ -23,9 +23,8 @@ import sys
 
 import speechbrain as sb
 import torch
-from audioset_prepare import prepare_audioset
+from audioset_prepare import prepare_for_recipe
 from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
-from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.brain import ClassifierBrain
 from craft_modules.checkpoint import load_pretrained
@@ -65,28 +64,13 @@ def main():
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    outputs = run_on_main(
-        prepare_audioset,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
-            "audio_folder": hparams["audio_folder"],
-            "splits": list(hparams["train_splits"]) + ["eval"],
-        },
-    )
+    outputs = prepare_for_recipe(hparams)
     labels = load_label_list(outputs["labels"])
     if len(labels) != hparams["n_classes"]:
         raise ValueError(
             f"n_classes={hparams['n_classes']} but {outputs['labels']} lists {len(labels)} classes"
         )
-    train_name = (
-        "full_train"
-        if "full_train" in outputs
-        else "train"
-        if "train" in outputs
-        else "unbalanced_train"
-    )
-    with open(outputs[train_name], encoding="utf-8") as fin:
+    with open(outputs["train_manifest"], encoding="utf-8") as fin:
         train_manifest = json.load(fin)
     targets = multi_hot_pipeline(outputs["labels"])
     keys = ("id", "sig", "targets")
