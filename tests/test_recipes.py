@@ -112,6 +112,27 @@ def test_pretraining_yamls(method, audioset_folder, tmp_path):
     assert list((tmp_path / "save").glob("CKPT+*/model.ckpt"))
 
 
+def test_pretraining_validates_every_epoch_iter_steps(audioset_folder, tmp_path):
+    """SSAST's epoch_iter: one validation (and plateau step) per interval."""
+    root, _ = audioset_folder
+    run(
+        PRETRAIN,
+        "hparams/ssast.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={tmp_path}",
+        "--batch_size=2",
+        "--number_of_epochs=2",
+        "--epoch_iter=1",
+        "--mask_patch=20",
+        "--warmup_steps=2",
+        *TINY,
+    )
+    n_train = len(read(tmp_path / "data" / "train.json"))
+    intervals = -(-2 * n_train // 2)  # two passes of one-step (2-clip) intervals
+    log = (tmp_path / "train_log.txt").read_text().splitlines()
+    assert len([line for line in log if line.startswith("epoch:")]) == intervals
+
+
 def test_pretraining_craft_yaml_and_preparation_summary(pretrained, audioset_folder):
     root, info = audioset_folder
     valid = read(pretrained / "results.json")["valid"]
@@ -138,6 +159,8 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
         "--fusion_layer=0",
         "--n_bottlenecks=4",
         "--weight_averaging_start=1",
+        # AST also trains with the full-set label-balanced sampler.
+        f"--balanced_sampling={fusion == 'ast'}",
         *TINY,
     )
     results = read(tmp_path / "results.json")
@@ -146,6 +169,7 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
     assert [e["epoch"] for e in results["epochs"]] == [1, 2]
     log = (tmp_path / "log.txt").read_text()
     assert "Pretrained weights: loaded" in log
+    assert ("Balanced sampling" in log) == (fusion == "ast")
 
 
 @pytest.mark.parametrize("yaml", ["craft", "ast", "swast"])
@@ -229,9 +253,8 @@ def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_
         "-m",
         "torch.distributed.run",
         "--nnodes=1",
+        "--standalone",
         "--nproc_per_node=2",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=localhost:0",
     ]
     common = [
         f"--data_folder={root}",
@@ -255,6 +278,7 @@ def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_
                 "--fusion_layer=0",
                 "--n_bottlenecks=4",
                 f"--pretrained_path={tmp_path / 'pre'}",
+                "--balanced_sampling=True",  # SpeechBrain wraps it per rank
             ],
         ),
     ]:
@@ -267,7 +291,7 @@ def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_
             timeout=600,
             env=env,
         )
-        assert proc.returncode == 0, proc.stderr[-5000:]
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
     results = read(tmp_path / "ft" / "results.json")
     n_eval = len(read(tmp_path / "ft" / "data" / "eval.json"))
     # Every evaluation clip counted exactly once across the two ranks.

@@ -18,12 +18,14 @@ Authors
 """
 
 import json
+import math
 import os
 import sys
 
 import speechbrain as sb
 from audioset_prepare import prepare_for_recipe, prepare_unlabeled_folder
 from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
 
 from craft_modules.brain import PretrainBrain
 from craft_modules.checkpoint import load_pretrained
@@ -37,6 +39,9 @@ from craft_modules.recipe import (
     train_loader_options,
     write_results,
 )
+from craft_modules.sampling import StepEpochSampler
+
+logger = get_logger(__name__)
 
 
 def prepare_manifests(hparams):
@@ -66,6 +71,32 @@ def prepare_manifests(hparams):
         with open(outputs[key], encoding="utf-8") as fin:
             manifests.append(json.load(fin))
     return manifests[0], manifests[1]
+
+
+def validation_interval_sampler(hparams, n_train):
+    """SSAST's ``epoch_iter``: one SpeechBrain epoch per validation interval.
+
+    When a pass over the training set is longer than ``epoch_iter`` optimizer
+    steps, each SpeechBrain epoch becomes ``epoch_iter`` steps of a continuous
+    shuffled stream (:class:`StepEpochSampler`), and the epoch counter's limit
+    becomes the number of such intervals in ``number_of_epochs`` passes,
+    rounded up. Validation, the plateau schedule and the end-of-epoch
+    checkpoint then happen every ``epoch_iter`` steps, as in SSAST. Returns
+    None (ordinary passes) otherwise.
+    """
+    interval = int(hparams.get("epoch_iter") or 0) * hparams["batch_size"]
+    if interval <= 0 or interval >= n_train:
+        return None
+    passes = hparams["number_of_epochs"]
+    hparams["epoch_counter"].limit = math.ceil(passes * n_train / interval)
+    logger.info(
+        "Validating every %d steps: %d epochs of %d clips for %s passes",
+        hparams["epoch_iter"],
+        hparams["epoch_counter"].limit,
+        interval,
+        passes,
+    )
+    return StepEpochSampler(n_train, interval, seed=hparams["seed"])
 
 
 def main():
@@ -98,11 +129,16 @@ def main():
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    train_options = train_loader_options(hparams, batch)
+    sampler = validation_interval_sampler(hparams, len(train_set))
+    if sampler is not None:
+        train_options.pop("shuffle")
+        train_options["sampler"] = sampler
     brain.fit(
         hparams["epoch_counter"],
         train_set,
         valid_set,
-        train_loader_kwargs=train_loader_options(hparams, batch),
+        train_loader_kwargs=train_options,
         valid_loader_kwargs=eval_loader_options(hparams, valid_set, batch),
     )
     last = getattr(brain, "last_valid_stats", None) or {}

@@ -22,9 +22,8 @@ import os
 import sys
 
 import speechbrain as sb
-import torch
 from audioset_prepare import prepare_for_recipe
-from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+from speechbrain.utils.logger import get_logger
 
 from craft_modules.brain import ClassifierBrain
 from craft_modules.checkpoint import load_pretrained
@@ -38,21 +37,9 @@ from craft_modules.recipe import (
     train_loader_options,
     write_results,
 )
+from craft_modules.sampling import balanced_sampler
 
-
-def label_balancing_weights(manifest, labels):
-    """AST's ``gen_weight_file``: a clip weighs the sum of 1000 / (count + 0.01) of its labels."""
-    counts = {label["mid"]: 0 for label in labels}
-    for clip in manifest.values():
-        for mid in clip["labels"]:
-            counts[mid] = counts.get(mid, 0) + 1
-    return torch.tensor(
-        [
-            sum(1000.0 / (counts[mid] + 0.01) for mid in clip["labels"])
-            for clip in manifest.values()
-        ],
-        dtype=torch.double,
-    )
+logger = get_logger(__name__)
 
 
 def main():
@@ -81,11 +68,9 @@ def main():
     eval_set = make(outputs["eval"])
     train_options = train_loader_options(hparams)
     if hparams["balanced_sampling"]:
-        weights = label_balancing_weights(train_manifest, labels)
         train_options.pop("shuffle")
-        train_options["sampler"] = ReproducibleWeightedRandomSampler(
-            weights, num_samples=len(weights), replacement=True
-        )
+        train_options["sampler"] = balanced_sampler(train_manifest, hparams["seed"])
+        logger.info("Balanced sampling: AST label-frequency weights, with replacement")
     if hparams["pretrained_path"]:
         load_pretrained(hparams["model"], hparams["pretrained_path"])
     brain = ClassifierBrain(

@@ -1,0 +1,166 @@
+"""Label-balanced sampling for multi-label training sets (AudioSet full set).
+
+AST and SSAST train on the full (imbalanced) AudioSet with a weighted random
+sampler whose weights come from AST's ``gen_weight_file.py``: a label seen
+``n`` times in the training manifest weighs ``1000 / (n + 0.01)`` and a clip
+weighs the sum of its labels' weights, so clips of rare classes are drawn as
+often as clips of frequent ones. Sampling is with replacement, one epoch
+being as many draws as there are clips.
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+from collections import Counter
+
+import torch
+from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+
+LABEL_WEIGHT_NUMERATOR = 1000.0
+LABEL_COUNT_SMOOTHING = 0.01
+
+
+def label_balancing_weights(manifest, label_key="labels"):
+    """Per-clip sampling weights, AST's ``gen_weight_file`` formula.
+
+    Arguments
+    ---------
+    manifest : dict
+        SpeechBrain manifest: clip id -> entry with a list of labels under
+        ``label_key``. The weights follow the manifest's iteration order,
+        which is the order of the dataset built from it.
+    label_key : str
+        Entry key holding the clip's labels (list, or comma-separated str).
+
+    Returns
+    -------
+    torch.Tensor
+        Float64 weights, one per clip.
+
+    Example
+    -------
+    >>> manifest = {"a": {"labels": ["x"]}, "b": {"labels": ["x"]},
+    ...             "c": {"labels": ["x", "y"]}}
+    >>> w = label_balancing_weights(manifest)
+    >>> [round(v, 2) for v in w.tolist()]
+    [332.23, 332.23, 1322.32]
+    """
+    clip_labels = []
+    for clip_id, entry in manifest.items():
+        labels = entry.get(label_key)
+        if labels is None:
+            raise KeyError(f"Clip {clip_id!r} has no {label_key!r} entry")
+        if isinstance(labels, str):
+            labels = [label.strip() for label in labels.split(",") if label.strip()]
+        clip_labels.append(labels)
+    counts = Counter(label for labels in clip_labels for label in labels)
+    label_weight = {
+        label: LABEL_WEIGHT_NUMERATOR / (n + LABEL_COUNT_SMOOTHING)
+        for label, n in counts.items()
+    }
+    return torch.tensor(
+        [sum(label_weight[label] for label in labels) for labels in clip_labels],
+        dtype=torch.double,
+    )
+
+
+def balanced_sampler(manifest, seed=563375142, label_key="labels"):
+    """Weighted sampler (with replacement, one draw per clip and epoch).
+
+    The sampler is SpeechBrain's reproducible one: each epoch draws a new
+    sample that depends only on the seed and the epoch (``set_epoch``, which
+    ``Brain.fit`` calls), so a resumed run sees the same clips; under DDP
+    SpeechBrain wraps it so that every process gets its own share.
+
+    Arguments
+    ---------
+    manifest : dict
+        Training manifest (see :func:`label_balancing_weights`).
+    seed : int
+        Sampling seed.
+    label_key : str
+        Entry key holding the clip's labels.
+
+    Returns
+    -------
+    ReproducibleWeightedRandomSampler
+
+    Example
+    -------
+    >>> manifest = {str(i): {"labels": ["common"]} for i in range(9)}
+    >>> manifest["9"] = {"labels": ["rare"]}
+    >>> sampler = balanced_sampler(manifest)
+    >>> len(sampler)
+    10
+    """
+    weights = label_balancing_weights(manifest, label_key)
+    if len(weights) == 0:
+        raise ValueError("Cannot build a balanced sampler for an empty manifest")
+    return ReproducibleWeightedRandomSampler(
+        weights, num_samples=len(weights), replacement=True, seed=seed
+    )
+
+
+class StepEpochSampler(torch.utils.data.Sampler):
+    """Fixed-length "epochs" cut from one endless shuffled pass over the data.
+
+    SSAST pretraining validates, checkpoints and steps its plateau schedule
+    every ``epoch_iter`` = 4000 optimizer steps, not once per pass over
+    AudioSet. With this sampler a SpeechBrain epoch is ``num_samples`` items
+    taken from a stream of seeded permutations of the dataset: epoch ``k``
+    continues where epoch ``k - 1`` stopped, so every clip is still seen once
+    per pass. What an epoch yields depends only on the seed and the epoch
+    number (``set_epoch``), so a resumed run reads the same clips.
+
+    Arguments
+    ---------
+    data_source_length : int
+        Number of items in the dataset.
+    num_samples : int
+        Items per epoch (steps per epoch x global batch size).
+    seed : int
+        Shuffling seed.
+
+    Example
+    -------
+    >>> sampler = StepEpochSampler(5, num_samples=3, seed=0)
+    >>> sampler.set_epoch(0); first = list(sampler)
+    >>> sampler.set_epoch(1); second = list(sampler)
+    >>> len(first), len(second)
+    (3, 3)
+    >>> sorted(first + second[:2])  # one full pass over 5 items
+    [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, data_source_length, num_samples, seed=563375142):
+        if data_source_length < 1:
+            raise ValueError("StepEpochSampler needs a non-empty dataset")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be positive, got {num_samples}")
+        self.length = int(data_source_length)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Selects the epoch (SpeechBrain calls this before each epoch)."""
+        self.epoch = int(epoch)
+
+    def _permutation(self, index):
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + index)
+        return torch.randperm(self.length, generator=generator)
+
+    def __iter__(self):
+        start = self.epoch * self.num_samples
+        stop = start + self.num_samples
+        indices = []
+        for lap in range(start // self.length, (stop - 1) // self.length + 1):
+            perm = self._permutation(lap)
+            lo = max(start - lap * self.length, 0)
+            hi = min(stop - lap * self.length, self.length)
+            indices.extend(perm[lo:hi].tolist())
+        return iter(indices)
+
+    def __len__(self):
+        return self.num_samples
