@@ -27,6 +27,7 @@ test: install lint
 bench: install
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_inference.py
 
 demo: install
 	$(BIN)/python demo/run_demo.py

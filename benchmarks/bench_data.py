@@ -42,7 +42,10 @@ def model_rate(fusion, batch_size, steps=3):
     """Clips per second of a tiny classifier's training step on 5 s clips."""
     model = CraftClassifier(50, fusion=fusion, model_size="tiny", target_frames=512)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    wavs, targets = torch.randn(batch_size, 80000) * 0.1, torch.randint(0, 50, (batch_size,))
+    wavs, targets = (
+        torch.randn(batch_size, 80000) * 0.1,
+        torch.randint(0, 50, (batch_size,)),
+    )
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()
@@ -63,12 +66,22 @@ def main():
     parser.add_argument("--output", default="bench_data.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = make_esc50(tmp, n_classes=8, clips_per_class=max(1, args.clips // 8), duration=5.0)
-        manifest = {r["filename"]: {"wav": os.path.join(tmp, "audio", r["filename"])} for r in rows}
-        results = {f"pipeline_{w}_workers": pipeline_rate(manifest, w, args.batch_size) for w in (0, 2, 4)}
+        rows = make_esc50(
+            tmp, n_classes=8, clips_per_class=max(1, args.clips // 8), duration=5.0
+        )
+        manifest = {
+            r["filename"]: {"wav": os.path.join(tmp, "audio", r["filename"])}
+            for r in rows
+        }
+        results = {
+            f"pipeline_{w}_workers": pipeline_rate(manifest, w, args.batch_size)
+            for w in (0, 2, 4)
+        }
     for fusion in ("ast", "swab"):
         results[f"train_step_tiny_{fusion}"] = model_rate(fusion, args.batch_size)
-    print(f"clips per second, 5 s clips at 44.1 kHz -> 16 kHz, batch {args.batch_size}, {os.cpu_count()} CPUs")
+    print(
+        f"clips per second, 5 s clips at 44.1 kHz -> 16 kHz, batch {args.batch_size}, {os.cpu_count()} CPUs"
+    )
     for key, value in results.items():
         print(f"  {key:28s} {value:8.1f}")
     with open(args.output, "w", encoding="utf-8") as fout:

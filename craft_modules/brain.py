@@ -266,17 +266,24 @@ class ClassifierBrain(CraftBrain):
             )
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        """Loads the best checkpoint, or the averaged weights when asked for."""
-        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        """Loads the averaged weights when asked for, else the best checkpoint.
+
+        The weight average lives in the most recent checkpoint (the best one
+        may be older and hold an average of fewer epochs), so averaging
+        recovers that one; without an average the best checkpoint is used.
+        """
         averager = getattr(self.hparams, "weight_averager", None)
         if (
             getattr(self.hparams, "use_weight_averaging", False)
             and averager is not None
         ):
+            super().on_evaluate_start()  # the most recent checkpoint
             if averager.apply_to(self.modules.model):
                 logger.info(
                     "Evaluating the average of %d epochs' weights", averager.count
                 )
+                return
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
     def history_path(self):
         """Where per-epoch validation metrics are written."""

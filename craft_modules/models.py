@@ -564,3 +564,40 @@ class CraftClassifier(CraftBackbone):
                 f"output must be 'logits', 'embedding' or 'tokens', got {output!r}"
             )
         return self.mlp_head(embedding)
+
+    def time_embeddings(self, wavs, lens=None):
+        """Embeddings along time: each token column averaged over frequency.
+
+        Both streams share the token grid, so SWAST/SWaB concatenate their
+        columns (``n_streams * embed_dim``, the size of the pooled embedding).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, t, n_streams * embed_dim)``.
+        torch.Tensor
+            ``(t,)`` centre of each column in seconds from the clip start
+            (the centre of the fbank frames it covers).
+
+        Example
+        -------
+        >>> model = CraftClassifier(3, fusion="swast", model_size="tiny", depth=1, target_frames=100)
+        >>> emb, centres = model.time_embeddings(torch.randn(2, 16000))
+        >>> emb.shape, [round(c, 4) for c in centres[:2].tolist()]
+        (torch.Size([2, 9, 384]), [0.0875, 0.1875])
+        """
+        streams = self.forward(wavs, lens, output="tokens")
+        f_dim, t_dim = (int(x) for x in self.spec_embed.grid)
+        columns = [s.reshape(s.shape[0], f_dim, t_dim, -1).mean(dim=1) for s in streams]
+        hop = self.fbank.hop_length / self.fbank.sample_rate
+        window = self.fbank.win_length / self.fbank.sample_rate
+        first = torch.arange(t_dim, dtype=torch.float64) * self.spec_embed.tstride
+        centres = (first + (self.spec_embed.tshape - 1) / 2) * hop + window / 2
+        return torch.cat(columns, dim=-1), centres

@@ -217,6 +217,31 @@ def test_esc50_from_inside_the_recipe_folder_with_a_pretrained_model(
     assert set(read(tmp_path / "results.json")["per_fold"]) == {"2"}
 
 
+def test_esc50_from_an_official_ssast_checkpoint(esc50_folder, tmp_path):
+    import torch
+    from test_official import official_state
+
+    checkpoint = tmp_path / "SSAST-Tiny-Patch-400.pth"
+    torch.save(official_state("tiny", pretrain=True, depth=1), checkpoint)
+    out = tmp_path / "run"
+    run(
+        ESC50,
+        "hparams/ast.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={out}",
+        "--init_from=ssast",
+        f"--pretrained_path={checkpoint}",
+        "--n_classes=3",
+        "--folds=[2]",
+        "--number_of_epochs=1",
+        "--batch_size=4",
+        *TINY,
+    )
+    log = (out / "fold_2" / "log.txt").read_text()
+    assert "Official checkpoint: loaded 18 tensors" in log
+    assert "resized (1): spec_embed.pos_embed" in log
+
+
 def test_unknown_key_fails_before_any_work(esc50_folder, tmp_path):
     out = tmp_path / "never"
     proc = run(

@@ -28,7 +28,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.brain import PretrainBrain
-from craft_modules.checkpoint import load_pretrained
+from craft_modules.official import initialise_model
 from craft_modules.recipe import (
     audio_dataset,
     eval_loader_options,
@@ -120,8 +120,7 @@ def main():
         "grad_accumulation_factor", 1
     )
     batch = per_process_batch_size(hparams["batch_size"], accumulation)
-    if hparams["pretrained_path"]:
-        load_pretrained(hparams["model"], hparams["pretrained_path"])
+    initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
     brain = PretrainBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

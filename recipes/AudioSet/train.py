@@ -26,8 +26,8 @@ from audioset_prepare import prepare_for_recipe
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.brain import ClassifierBrain
-from craft_modules.checkpoint import load_pretrained
 from craft_modules.dataio import load_label_list, multi_hot_pipeline
+from craft_modules.official import initialise_model
 from craft_modules.recipe import (
     audio_dataset,
     eval_loader_options,
@@ -71,8 +71,7 @@ def main():
         train_options.pop("shuffle")
         train_options["sampler"] = balanced_sampler(train_manifest, hparams["seed"])
         logger.info("Balanced sampling: AST label-frequency weights, with replacement")
-    if hparams["pretrained_path"]:
-        load_pretrained(hparams["model"], hparams["pretrained_path"])
+    initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
     brain = ClassifierBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

@@ -27,8 +27,8 @@ from esc50_prepare import prepare_esc50
 from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.brain import ClassifierBrain
-from craft_modules.checkpoint import load_pretrained
 from craft_modules.metrics import save_confusion_matrix
+from craft_modules.official import initialise_model
 from craft_modules.recipe import (
     audio_dataset,
     eval_loader_options,
@@ -68,8 +68,7 @@ def run_fold(hparams_file, run_opts, overrides, fold, prepared):
         overrides=overrides,
     )
     train_set, test_set = fold_datasets(hparams, prepared["manifest"], fold)
-    if hparams["pretrained_path"]:
-        load_pretrained(hparams["model"], hparams["pretrained_path"])
+    initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
     brain = ClassifierBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

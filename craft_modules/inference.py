@@ -1,0 +1,637 @@
+"""Using a trained recipe run: tagging and embeddings for files or waveforms.
+
+:class:`AudioTagger` loads a run folder written by a classification recipe
+(``recipes/ESC50/train.py``, ``recipes/AudioSet/train.py`` ...): its
+``hyperparams.yaml`` rebuilds the model, its ``save/`` folder gives the
+weights (the weight average when the run used one, else the best checkpoint
+by the run's metric) and the label names come from the run's ``labels.json``
+(or the preparation folder). It follows SpeechBrain's inference interfaces
+(:class:`speechbrain.inference.interfaces.Pretrained`: ``classify_batch``,
+``classify_file``, ``encode_batch``) and adds what tagging needs:
+
+* audio of any length, sample rate and channel count (files are mixed down
+  and resampled); audio longer than the model's clip is cut into windows of
+  one clip length (``window_hop`` apart), each tagged with its start and end
+  time, plus a clip-level summary: the mean of the window scores for a
+  single-label (softmax) model, their maximum for a multi-label (sigmoid)
+  one, where an event anywhere in the file should count;
+* scene embeddings (one vector per file: the windows' pooled embeddings,
+  weighted by how much real audio each holds) and timestamp embeddings on a
+  regular grid (``hop_ms``, 50 ms by default, the HEAR limit): the model's
+  own time resolution (:meth:`CraftClassifier.time_embeddings`, 100 ms for
+  stride-10 patches) linearly interpolated to the grid, with timestamps from
+  0 up to, never past, the end of the audio.
+
+Usage::
+
+    tagger = AudioTagger.from_run("results/ESC50/craft/1986")
+    tagger.tag_files(["dog.wav"], top_k=3)
+    # [{'file': 'dog.wav', 'duration': 5.0, 'labels': [{'label': 'dog', 'score': 0.91}, ...]}]
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import glob
+import json
+import math
+import os
+import re
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.logger import get_logger
+
+from craft_modules.dataio import AudioLoadError, get_resampler, load_audio
+
+logger = get_logger(__name__)
+
+#: Top-level YAML entries a tagger must not build (they write files or reseed).
+TRAINING_ONLY_KEYS = ("checkpointer", "train_logger", "__set_seed", "epoch_counter")
+
+
+class RunFolderError(FileNotFoundError):
+    """A run folder lacks what inference needs; the message says what."""
+
+
+def find_run_folder(path, fold=None):
+    """The experiment folder (``hyperparams.yaml`` + ``save/``) of a run.
+
+    Accepts the experiment folder itself or an ESC-50 output folder holding
+    ``fold_N`` sub-folders (``fold`` picks one, else the lowest is used).
+
+    Arguments
+    ---------
+    path : str
+        Run folder.
+    fold : int, optional
+        Fold of a multi-fold run.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> root = getfixture("tmp_path")
+    >>> for f in (2, 1):
+    ...     os.makedirs(root / f"fold_{f}" / "save")
+    ...     _ = (root / f"fold_{f}" / "hyperparams.yaml").write_text("a: 1")
+    >>> os.path.basename(find_run_folder(str(root)))
+    'fold_1'
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise RunFolderError(f"run folder {path!r} does not exist")
+    if fold is None and os.path.isfile(os.path.join(path, "hyperparams.yaml")):
+        return path
+    folds = sorted(
+        (int(m.group(1)), os.path.join(path, name))
+        for name in os.listdir(path)
+        if (m := re.fullmatch(r"fold_(\d+)", name))
+        and os.path.isfile(os.path.join(path, name, "hyperparams.yaml"))
+    )
+    if fold is not None:
+        chosen = [p for f, p in folds if f == int(fold)]
+        if not chosen:
+            raise RunFolderError(f"{path!r} has no fold_{fold} with a hyperparams.yaml")
+        return chosen[0]
+    if folds:
+        if len(folds) > 1:
+            logger.info(
+                "%s holds %d folds; using fold_%d", path, len(folds), folds[0][0]
+            )
+        return folds[0][1]
+    raise RunFolderError(
+        f"{path!r} is not a recipe run: no hyperparams.yaml (nor fold_N/hyperparams.yaml)"
+    )
+
+
+def _strip_training_entries(text):
+    """Removes top-level YAML blocks of :data:`TRAINING_ONLY_KEYS`.
+
+    A block that defines a YAML anchor (``&id``) is kept: later entries may
+    refer to it.
+    """
+    blocks, current = [], []
+    for line in text.splitlines(keepends=True):
+        if re.match(r"^[^\s#][^:]*:", line) and current:
+            blocks.append(current)
+            current = []
+        current.append(line)
+    if current:
+        blocks.append(current)
+    kept = []
+    for block in blocks:
+        key = block[0].split(":", 1)[0].strip()
+        if key in TRAINING_ONLY_KEYS and "&" not in "".join(block):
+            continue
+        kept.append("".join(block))
+    return "".join(kept)
+
+
+def load_run_hparams(run_folder):
+    """Rebuilds a run's hyperparameters (model included) from its hyperparams.yaml.
+
+    Arguments
+    ---------
+    run_folder : str
+        Experiment folder.
+
+    Returns
+    -------
+    dict
+    """
+    path = os.path.join(run_folder, "hyperparams.yaml")
+    with open(path, encoding="utf-8") as fin:
+        text = _strip_training_entries(fin.read())
+    try:
+        hparams = load_hyperpyyaml(text)
+    except Exception as err:
+        raise ValueError(f"cannot rebuild the model from {path}: {err}") from err
+    if "model" not in hparams:
+        raise ValueError(f"{path} has no 'model' entry")
+    return hparams
+
+
+def label_names(run_folder, hparams):
+    """The run's label names in output order.
+
+    Looks for ``labels.json`` in the run folder, its parent's ``data/``
+    folder (ESC-50 folds) and the run's ``prepare_folder``. AudioSet-style
+    entries (``{"mid", "display_name"}``) give their display name.
+
+    Arguments
+    ---------
+    run_folder : str
+        Experiment folder.
+    hparams : dict
+        Its hyperparameters.
+
+    Returns
+    -------
+    list of str
+    """
+    candidates = [
+        os.path.join(run_folder, "labels.json"),
+        os.path.join(run_folder, "data", "labels.json"),
+        os.path.join(os.path.dirname(run_folder.rstrip(os.sep)), "data", "labels.json"),
+    ]
+    if hparams.get("prepare_folder"):
+        candidates.append(os.path.join(hparams["prepare_folder"], "labels.json"))
+    for path in candidates:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as fin:
+                entries = json.load(fin)
+            names = []
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    entry = entry.get("display_name") or entry.get("mid")
+                names.append(str(entry) if entry is not None else f"class_{i}")
+            return names
+    n_classes = int(hparams.get("n_classes", 0))
+    logger.warning("No labels.json found for %s; using class indices", run_folder)
+    return [f"class_{i}" for i in range(n_classes)]
+
+
+def _choose_checkpoint(save_folder, recoverables, choice, metric, averager):
+    """Recovers ``recoverables`` from the chosen checkpoint; returns a description."""
+    checkpointer = Checkpointer(save_folder, recoverables=recoverables)
+    checkpoints = checkpointer.list_checkpoints()
+    if not checkpoints:
+        raise RunFolderError(f"no checkpoint in {save_folder!r} (CKPT+* folders)")
+    if choice in ("auto", "averaged") and averager is not None:
+        checkpointer.recover_if_possible()  # the average lives in the newest one
+        if averager.count:
+            return f"average of {averager.count} epochs"
+        if choice == "averaged":
+            raise RunFolderError(f"{save_folder!r} holds no weight average")
+    if choice == "averaged":
+        raise RunFolderError("the run did not use weight averaging")
+    has_metric = metric and all(metric in c.meta for c in checkpoints)
+    if choice == "last" or not has_metric:
+        checkpointer.recover_if_possible()
+        return "most recent checkpoint"
+    if choice not in ("auto", "best"):
+        raise ValueError(
+            f"checkpoint must be auto, best, last or averaged, got {choice!r}"
+        )
+    checkpointer.recover_if_possible(max_key=metric)
+    return f"best checkpoint by {metric}"
+
+
+class AudioTagger(Pretrained):
+    """Tags audio and extracts embeddings with a trained recipe model.
+
+    Arguments
+    ---------
+    modules : dict
+        ``{"model": classifier}``; the model takes ``(wavs, lens)`` and
+        accepts ``output="embedding"``.
+    hparams : dict
+        ``sample_rate``, ``clip_duration``, ``labels`` (names), ``multilabel``
+        (sigmoid scores, else softmax), optional ``window_hop`` (seconds,
+        default one clip) and ``window_batch_size``.
+    run_opts : dict, optional
+        SpeechBrain run options (``device`` ...).
+
+    Example
+    -------
+    >>> from craft_modules.models import CraftClassifier
+    >>> model = CraftClassifier(3, fusion="ast", model_size="tiny", depth=1, target_frames=100)
+    >>> tagger = AudioTagger(
+    ...     modules={"model": model},
+    ...     hparams={"sample_rate": 16000, "clip_duration": 1.0,
+    ...              "labels": ["a", "b", "c"], "multilabel": False},
+    ...     run_opts={"device": "cpu"})
+    >>> result = tagger.tag_waveform(torch.randn(2 * 44100), 44100, top_k=2)
+    >>> len(result["labels"]), [w["start"] for w in result["windows"]]
+    (2, [0.0, 1.0])
+    """
+
+    MODULES_NEEDED = ["model"]
+    HPARAMS_NEEDED = ["sample_rate", "clip_duration", "labels", "multilabel"]
+
+    @classmethod
+    def from_run(
+        cls, run_folder, device="cpu", checkpoint="auto", fold=None, **hparams
+    ):
+        """Loads a recipe run folder.
+
+        Arguments
+        ---------
+        run_folder : str
+            Output folder of a classification recipe (or one ``fold_N``).
+        device : str
+            ``cpu`` or ``cuda[:N]``.
+        checkpoint : str
+            ``auto`` (the weight average if the run made one, else the best
+            checkpoint), ``best``, ``last`` or ``averaged``.
+        fold : int, optional
+            Fold of an ESC-50 run (default: the lowest).
+        **hparams : dict
+            Overrides, e.g. ``window_hop``.
+
+        Returns
+        -------
+        AudioTagger
+        """
+        folder = find_run_folder(run_folder, fold)
+        save_folder = os.path.join(folder, "save")
+        if not glob.glob(os.path.join(save_folder, "CKPT+*")):
+            raise RunFolderError(
+                f"run folder {folder!r} has no checkpoint in {save_folder!r}"
+            )
+        run = load_run_hparams(folder)
+        model = run["model"]
+        averager = (
+            run.get("weight_averager") if run.get("use_weight_averaging") else None
+        )
+        recoverables = {"model": model}
+        if averager is not None:
+            recoverables["averager"] = averager
+        source = _choose_checkpoint(
+            save_folder, recoverables, checkpoint, run.get("metric"), averager
+        )
+        if averager is not None and source.startswith("average"):
+            averager.apply_to(model)
+        labels = label_names(folder, run)
+        n_out = getattr(model, "n_classes", len(labels))
+        if len(labels) != n_out:
+            raise ValueError(
+                f"{folder}: the model has {n_out} outputs but {len(labels)} label names"
+            )
+        settings = {
+            "sample_rate": int(run.get("sample_rate", 16000)),
+            "clip_duration": float(run["clip_duration"]),
+            "labels": labels,
+            "multilabel": run.get("loss", "ce") == "bce",
+            "run_folder": folder,
+            "checkpoint": source,
+        }
+        settings.update(hparams)
+        logger.info("Loaded %s (%s)", folder, source)
+        return cls(
+            modules={"model": model}, hparams=settings, run_opts={"device": device}
+        )
+
+    # --- properties ---------------------------------------------------------
+    @property
+    def labels(self):
+        """Label names in output order."""
+        return list(self.hparams.labels)
+
+    @property
+    def sample_rate(self):
+        """Sample rate the model expects."""
+        return int(self.hparams.sample_rate)
+
+    @property
+    def clip_samples(self):
+        """Samples of one model input (one window)."""
+        return int(round(self.hparams.clip_duration * self.sample_rate))
+
+    # --- audio ----------------------------------------------------------------
+    def load_audio(self, path, savedir=None):
+        """Reads a file as a mono float32 signal at the model's sample rate.
+
+        Arguments
+        ---------
+        path : str
+            Audio file.
+        savedir : None
+            Unused (kept for SpeechBrain's signature).
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        return load_audio(path, self.sample_rate)
+
+    def _prepare(self, wav, sample_rate):
+        wav = torch.as_tensor(wav, dtype=torch.float32)
+        if wav.dim() == 2:  # (channels, samples) or (samples, channels)
+            wav = wav.mean(dim=0 if wav.shape[0] <= wav.shape[1] else 1)
+        if wav.dim() != 1 or wav.numel() == 0:
+            raise ValueError(
+                f"expected a non-empty 1-D waveform, got shape {tuple(wav.shape)}"
+            )
+        if not torch.isfinite(wav).all():
+            raise ValueError("the waveform contains NaN or Inf samples")
+        if int(sample_rate) != self.sample_rate:
+            wav = get_resampler(int(sample_rate), self.sample_rate)(wav)
+        return wav
+
+    def windows(self, wav):
+        """Cuts a 1-D signal into model inputs.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            1-D signal at the model's sample rate.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n_windows, clip_samples)``, zero-padded.
+        torch.Tensor
+            ``(n_windows,)`` relative lengths (real audio share of each).
+        torch.Tensor
+            ``(n_windows,)`` start times in seconds.
+        """
+        size = self.clip_samples
+        hop_s = getattr(self.hparams, "window_hop", None)
+        hop = int(round(hop_s * self.sample_rate)) if hop_s else size
+        if hop < 1:
+            raise ValueError(f"window_hop must be positive, got {hop_s}")
+        n = wav.numel()
+        count = 1 if n <= size else 1 + math.ceil((n - size) / hop)
+        starts = torch.arange(count) * hop
+        chunks = torch.zeros(count, size)
+        lens = torch.zeros(count)
+        for i, start in enumerate(starts.tolist()):
+            piece = wav[start : start + size]
+            chunks[i, : piece.numel()] = piece
+            lens[i] = piece.numel() / size
+        return chunks, lens, starts.double() / self.sample_rate
+
+    def _run(self, chunks, lens, **kwargs):
+        """The model on window batches; returns the concatenated outputs."""
+        size = int(getattr(self.hparams, "window_batch_size", 16))
+        outputs = []
+        with torch.no_grad():
+            for i in range(0, chunks.shape[0], size):
+                out = self.mods.model(
+                    chunks[i : i + size].to(self.device),
+                    lens[i : i + size].to(self.device),
+                    **kwargs,
+                )
+                outputs.append(out.float().cpu())
+        return torch.cat(outputs)
+
+    def _scores(self, logits):
+        if self.hparams.multilabel:
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1)
+
+    # --- SpeechBrain-style interface ------------------------------------------
+    def classify_batch(self, wavs, wav_lens=None):
+        """Scores of a batch of clip-length waveforms at the model's rate.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)``.
+        wav_lens : torch.Tensor, optional
+            Relative lengths.
+
+        Returns
+        -------
+        tuple
+            ``(scores, best_score, best_index, best_label)`` as in
+            SpeechBrain's ``EncoderClassifier.classify_batch``.
+        """
+        wavs = torch.as_tensor(wavs, dtype=torch.float32)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        scores = self._scores(self._run(wavs, wav_lens))
+        best, index = scores.max(dim=-1)
+        return scores, best, index, [self.labels[i] for i in index.tolist()]
+
+    def classify_file(self, path):
+        """``classify_batch`` on a file's clip-level summary (see :meth:`tag_waveform`)."""
+        result = self.tag_waveform(self.load_audio(path), self.sample_rate, top_k=None)
+        scores = torch.tensor([[entry["score"] for entry in result["scores"]]])
+        best, index = scores.max(dim=-1)
+        return scores, best, index, [self.labels[index.item()]]
+
+    def encode_batch(self, wavs, wav_lens=None):
+        """Pooled embeddings ``(batch, dim)`` of clip-length waveforms."""
+        wavs = torch.as_tensor(wavs, dtype=torch.float32)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        return self._run(wavs, wav_lens, output="embedding")
+
+    def forward(self, wavs, wav_lens=None):
+        """Runs ``classify_batch``."""
+        return self.classify_batch(wavs, wav_lens)
+
+    # --- tagging --------------------------------------------------------------
+    def _top(self, scores, top_k):
+        order = torch.argsort(scores, descending=True)
+        if top_k:
+            order = order[: int(top_k)]
+        return [
+            {"label": self.labels[i], "score": round(float(scores[i]), 6)}
+            for i in order.tolist()
+        ]
+
+    def tag_waveform(self, wav, sample_rate, top_k=5):
+        """Tags one waveform of any length.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            1-D signal (or ``(channels, samples)``, mixed down).
+        sample_rate : int
+            Its sample rate (resampled to the model's).
+        top_k : int or None
+            Labels to keep (None: all).
+
+        Returns
+        -------
+        dict
+            ``duration`` (s), ``labels`` (top-k ``{"label", "score"}`` of the
+            clip-level summary), ``scores`` (every label, model order) and,
+            for audio longer than one clip, ``windows``: ``{"start", "end",
+            "labels"}`` per window.
+        """
+        wav = self._prepare(wav, sample_rate)
+        chunks, lens, starts = self.windows(wav)
+        scores = self._scores(self._run(chunks, lens))
+        if self.hparams.multilabel:
+            summary = scores.max(dim=0).values
+        else:
+            weights = lens / lens.sum()
+            summary = (scores * weights[:, None]).sum(dim=0)
+        duration = wav.numel() / self.sample_rate
+        result = {
+            "duration": round(duration, 4),
+            "labels": self._top(summary, top_k),
+            "scores": [
+                {"label": name, "score": round(float(s), 6)}
+                for name, s in zip(self.labels, summary)
+            ],
+        }
+        if chunks.shape[0] > 1:
+            ends = torch.clamp(starts + self.hparams.clip_duration, max=duration)
+            result["windows"] = [
+                {
+                    "start": round(float(s), 4),
+                    "end": round(float(e), 4),
+                    "labels": self._top(window_scores, top_k),
+                }
+                for s, e, window_scores in zip(starts, ends, scores)
+            ]
+        return result
+
+    def tag_files(self, paths, top_k=5):
+        """Tags files; a file that cannot be read gets an ``error`` entry.
+
+        Arguments
+        ---------
+        paths : list of str
+            Audio files (any rate or channel count soundfile reads).
+        top_k : int or None
+            Labels per file and window.
+
+        Returns
+        -------
+        list of dict
+            One per file, in order: ``{"file", "duration", "labels",
+            ["windows"]}`` or ``{"file", "error"}``.
+        """
+        results = []
+        for path in paths:
+            try:
+                wav = self.load_audio(path)
+            except AudioLoadError as err:
+                logger.warning("%s", err)
+                results.append({"file": str(path), "error": str(err)})
+                continue
+            result = self.tag_waveform(wav, self.sample_rate, top_k)
+            result.pop("scores")
+            results.append({"file": str(path), **result})
+        return results
+
+    # --- embeddings -------------------------------------------------------------
+    def window_embeddings(self, wav, sample_rate):
+        """Pooled embedding of each window with its start and end times.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n_windows, dim)``.
+        torch.Tensor
+            ``(n_windows, 2)`` start and end in seconds.
+        torch.Tensor
+            ``(n_windows,)`` real-audio share of each window.
+        """
+        wav = self._prepare(wav, sample_rate)
+        chunks, lens, starts = self.windows(wav)
+        emb = self._run(chunks, lens, output="embedding")
+        duration = wav.numel() / self.sample_rate
+        ends = torch.clamp(starts + self.hparams.clip_duration, max=duration)
+        return emb, torch.stack([starts, ends], dim=1), lens
+
+    def scene_embedding(self, wav, sample_rate):
+        """One vector for a waveform of any length (window embeddings, weighted mean)."""
+        emb, _, lens = self.window_embeddings(wav, sample_rate)
+        return (emb * (lens / lens.sum())[:, None]).sum(dim=0)
+
+    def _model_time_embeddings(self, chunks, lens):
+        """Per-window time embeddings and their centres (s), or window-level ones."""
+        model = self.mods.model
+        if not hasattr(model, "time_embeddings"):
+            emb = self._run(chunks, lens, output="embedding")
+            centre = torch.tensor([self.hparams.clip_duration / 2], dtype=torch.float64)
+            return emb[:, None], centre
+        size = int(getattr(self.hparams, "window_batch_size", 16))
+        outputs, centres = [], None
+        with torch.no_grad():
+            for i in range(0, chunks.shape[0], size):
+                out, centres = model.time_embeddings(
+                    chunks[i : i + size].to(self.device),
+                    lens[i : i + size].to(self.device),
+                )
+                outputs.append(out.float().cpu())
+        return torch.cat(outputs), centres.double().cpu()
+
+    def timestamp_embedding(self, wav, sample_rate, hop_ms=50.0):
+        """Embeddings on a regular time grid for a waveform of any length.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            1-D signal.
+        sample_rate : int
+            Its sample rate.
+        hop_ms : float
+            Grid step in milliseconds.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n_timestamps, dim)`` float32.
+        torch.Tensor
+            ``(n_timestamps,)`` timestamps in milliseconds: ``0, hop, ...``
+            up to the last one before the end of the audio.
+        """
+        if not hop_ms > 0:
+            raise ValueError(f"hop_ms must be positive, got {hop_ms}")
+        wav = self._prepare(wav, sample_rate)
+        duration = wav.numel() / self.sample_rate
+        chunks, lens, starts = self.windows(wav)
+        emb, centres = self._model_time_embeddings(chunks, lens)
+        times = (starts[:, None] + centres[None, :]).reshape(-1)
+        emb = emb.reshape(-1, emb.shape[-1])
+        valid = times < duration
+        valid[0] = True  # at least one column, even for very short audio
+        times, emb = times[valid], emb[valid]
+        order = torch.argsort(times, stable=True)
+        times, emb = times[order], emb[order]
+        n_steps = max(1, math.ceil(duration * 1000.0 / hop_ms - 1e-9))
+        grid_ms = torch.arange(n_steps, dtype=torch.float64) * hop_ms
+        return _interpolate(times * 1000.0, emb, grid_ms).float(), grid_ms.float()
+
+
+def _interpolate(times, values, grid):
+    """Piecewise-linear interpolation of ``values`` (at ``times``) on ``grid``, clamped."""
+    if times.numel() == 1:
+        return values.expand(grid.numel(), -1).double()
+    idx = torch.searchsorted(times, grid).clamp(1, times.numel() - 1)
+    t0, t1 = times[idx - 1], times[idx]
+    w = ((grid - t0) / (t1 - t0).clamp_min(1e-9)).clamp(0.0, 1.0)[:, None]
+    return values[idx - 1].double() * (1 - w) + values[idx].double() * w

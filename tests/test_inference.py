@@ -1,0 +1,264 @@
+"""Tagging/embedding API, HEAR contract and console commands on a tiny trained run."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from craft_modules import hear
+from craft_modules.dataio import get_resampler
+from craft_modules.inference import AudioTagger, RunFolderError
+from craft_modules.models import CraftClassifier
+from craft_modules.synth import make_esc50, synth_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def esc50_run(tmp_path_factory):
+    """An ESC-50 run (tiny SWaB, 1 s clips) trained for one epoch on one fold."""
+    data = tmp_path_factory.mktemp("data") / "ESC-50"
+    make_esc50(
+        str(data), n_classes=3, clips_per_class=5, sample_rate=44100, duration=1.0
+    )
+    out = tmp_path_factory.mktemp("runs") / "esc"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "recipes" / "ESC50" / "train.py"),
+            "hparams/craft.yaml",
+            f"--data_folder={data}",
+            f"--output_folder={out}",
+            "--n_classes=3",
+            "--folds=[1]",
+            "--number_of_epochs=1",
+            "--batch_size=4",
+            "--model_size=tiny",
+            "--depth=1",
+            "--num_workers=0",
+            "--device=cpu",
+            "--clip_duration=1.0",
+            "--fusion_layer=0",
+            "--n_bottlenecks=4",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = json.loads((out / "data" / "labels.json").read_text())
+    return out, labels, data
+
+
+@pytest.fixture(scope="module")
+def tagger(esc50_run):
+    return AudioTagger.from_run(str(esc50_run[0]))
+
+
+@pytest.fixture(scope="module")
+def hear_model(esc50_run):
+    return hear.load_model(str(esc50_run[0]))
+
+
+def write(path, signal, rate):
+    sf.write(str(path), np.asarray(signal, dtype=np.float32), rate)
+    return str(path)
+
+
+def test_tagging_a_file_returns_the_recipes_label_names(tagger, esc50_run, tmp_path):
+    _, labels, _ = esc50_run
+    assert tagger.labels == labels and tagger.hparams.checkpoint.startswith("best")
+    path = write(tmp_path / "a.wav", synth_clip([0], 16000, 1.0, seed=3), 16000)
+    (result,) = tagger.tag_files([path], top_k=2)
+    assert result["file"] == path and result["duration"] == pytest.approx(1.0)
+    assert len(result["labels"]) == 2 and "windows" not in result
+    assert {e["label"] for e in result["labels"]} <= set(labels)
+    scores = [e["score"] for e in result["labels"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0 + 1e-6
+    # The same as the model on the clip itself (softmax of the logits).
+    wav = torch.from_numpy(sf.read(path, dtype="float32")[0])
+    with torch.no_grad():
+        probs = torch.softmax(tagger.mods.model(wav[None], torch.ones(1)), dim=-1)[0]
+    assert scores[0] == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_long_file_is_tagged_window_by_window(tagger, tmp_path):
+    path = write(tmp_path / "long.wav", 0.1 * np.random.randn(int(3.5 * 16000)), 16000)
+    (result,) = tagger.tag_files([path], top_k=1)
+    windows = result["windows"]
+    starts = [w["start"] for w in windows]
+    assert starts == sorted(starts) and starts[0] == 0.0
+    assert windows[-1]["end"] == pytest.approx(3.5)
+    assert all(a["end"] >= b["start"] for a, b in zip(windows, windows[1:]))  # no gap
+    assert len(windows) == 4 and all(len(w["labels"]) == 1 for w in windows)
+
+
+def test_stereo_8k_file_is_mixed_down_and_resampled(tagger, tmp_path):
+    left = synth_clip([1], 8000, 1.5, seed=1)
+    right = synth_clip([2], 8000, 1.5, seed=2)
+    path = write(tmp_path / "stereo8k.wav", np.stack([left, right], axis=1), 8000)
+    (result,) = tagger.tag_files([path], top_k=3)
+    assert result["duration"] == pytest.approx(1.5)
+    mono = get_resampler(8000, 16000)(torch.from_numpy((left + right) / 2).float())
+    expected = tagger.tag_waveform(mono, 16000, top_k=3)
+    for got, want in zip(result["labels"], expected["labels"]):
+        assert got["label"] == want["label"]
+        assert got["score"] == pytest.approx(want["score"], abs=1e-4)
+
+
+def test_bad_files_are_reported_while_the_others_are_tagged(tagger, tmp_path):
+    good = write(tmp_path / "good.wav", synth_clip([0], 16000, 1.0), 16000)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF not really a wave file" * 10)
+    results = tagger.tag_files([str(tmp_path / "missing.wav"), str(corrupt), good])
+    assert "missing.wav" in results[0]["error"] and "corrupt.wav" in results[1]["error"]
+    assert results[2]["file"] == good and results[2]["labels"]
+
+
+def test_run_folder_without_checkpoint_is_a_clear_error(esc50_run, tmp_path):
+    fold = tmp_path / "fold_1"
+    (fold / "save").mkdir(parents=True)
+    shutil.copy(esc50_run[0] / "fold_1" / "hyperparams.yaml", fold)
+    with pytest.raises(RunFolderError, match="no checkpoint"):
+        AudioTagger.from_run(str(tmp_path))
+    with pytest.raises(RunFolderError, match="not a recipe run"):
+        AudioTagger.from_run(str(tmp_path / "fold_1" / "save"))
+
+
+def test_multilabel_summary_is_the_window_maximum():
+    model = CraftClassifier(
+        4, fusion="ast", model_size="tiny", depth=1, target_frames=48
+    )
+    tagger = AudioTagger(
+        modules={"model": model},
+        hparams={
+            "sample_rate": 16000,
+            "clip_duration": 0.5,
+            "labels": list("abcd"),
+            "multilabel": True,
+        },
+        run_opts={"device": "cpu"},
+    )
+    result = tagger.tag_waveform(torch.randn(16000), 16000, top_k=None)
+    per_window = {
+        e["label"]: max(
+            s["score"]
+            for w in result["windows"]
+            for s in w["labels"]
+            if s["label"] == e["label"]
+        )
+        for e in result["labels"]
+    }
+    for entry in result["labels"]:
+        assert entry["score"] == pytest.approx(per_window[entry["label"]], abs=1e-6)
+
+
+def test_embeddings_of_any_length(tagger):
+    emb, spans, lens = tagger.window_embeddings(torch.randn(40000), 16000)
+    assert emb.shape == (3, tagger.mods.model.mlp_head[0].normalized_shape[0])
+    assert spans[-1, 1] == pytest.approx(2.5) and lens[-1] == pytest.approx(0.5)
+    scene = tagger.scene_embedding(torch.randn(40000), 16000)
+    assert scene.shape == emb.shape[1:]
+
+
+@pytest.mark.parametrize("seconds", [1.07, 1.98, 4.0])
+def test_hear_timestamp_embeddings_contract(hear_model, seconds):
+    model = hear_model
+    assert model.sample_rate == 16000
+    assert isinstance(model.scene_embedding_size, int)
+    assert isinstance(model.timestamp_embedding_size, int)
+    n = int(round(seconds * model.sample_rate))
+    audio = torch.rand(2, n) * 2 - 1
+    emb, ts = hear.get_timestamp_embeddings(audio, model)
+    assert emb.dtype == torch.float32 and emb.dim() == 3 and ts.dim() == 2
+    assert emb.shape[:2] == ts.shape and emb.shape[0] == 2
+    assert emb.shape[2] == model.timestamp_embedding_size
+    hops = torch.diff(ts, dim=1)
+    assert float(hops.max() - hops.min()) <= 1.0 and float(hops.max()) <= 50.0
+    duration_ms = 1000.0 * n / model.sample_rate
+    assert float(ts[:, 0].max()) <= float(hops[0, 0])  # starts within one hop
+    assert float(ts.max()) < duration_ms  # never past the end
+    assert float(ts[:, -1].min()) >= duration_ms - float(hops[0, 0]) - 1e-3
+    assert torch.isfinite(emb).all()
+    # Embeddings follow the audio: different sounds give different rows.
+    assert not torch.allclose(emb[0], emb[1])
+
+
+def test_hear_scene_embeddings_contract(hear_model):
+    model = hear_model
+    emb = hear.get_scene_embeddings(torch.rand(4, int(2.74 * 16000)) * 2 - 1, model)
+    assert emb.dtype == torch.float32
+    assert emb.shape == (4, model.scene_embedding_size)
+
+
+def test_craft_tag_command_prints_json_and_reports_bad_files(esc50_run, tmp_path):
+    good = write(tmp_path / "good.wav", synth_clip([1], 22050, 2.5), 22050)
+    command = BIN / "craft-tag"
+    assert command.exists(), "craft-tag is not installed (pip install -e .)"
+    proc = subprocess.run(
+        [
+            str(command),
+            good,
+            str(tmp_path / "nope.wav"),
+            "--model",
+            str(esc50_run[0]),
+            "--top-k",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    assert [r["file"] for r in results] == [good, str(tmp_path / "nope.wav")]
+    assert len(results[0]["labels"]) == 2 and len(results[0]["windows"]) == 3
+    assert "not found" in results[1]["error"]
+    table = subprocess.run(
+        [str(command), good, "--model", str(esc50_run[0])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert table.returncode == 0 and "good.wav (2.50 s)" in table.stdout
+
+
+def test_craft_embed_command_writes_npy_files(esc50_run, tagger, tmp_path):
+    path = write(tmp_path / "clip.wav", synth_clip([2], 16000, 1.3), 16000)
+    command = BIN / "craft-embed"
+    assert command.exists(), "craft-embed is not installed (pip install -e .)"
+    out = tmp_path / "emb"
+    proc = subprocess.run(
+        [
+            str(command),
+            path,
+            "--model",
+            str(esc50_run[0]),
+            "--output-dir",
+            str(out),
+            "--timestamps",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scene = np.load(out / "clip.npy")
+    frames, times = (
+        np.load(out / "clip.timestamps.npy"),
+        np.load(out / "clip.times_ms.npy"),
+    )
+    expected = tagger.scene_embedding(
+        torch.from_numpy(sf.read(path, dtype="float32")[0]), 16000
+    )
+    np.testing.assert_allclose(scene, expected.numpy(), atol=1e-5)
+    assert frames.shape == (len(times), scene.shape[0]) and times[-1] < 1300
