@@ -28,6 +28,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_diverse.py
+	$(BIN)/python benchmarks/bench_clar.py
 
 demo: install
 	$(BIN)/python demo/run_demo.py

@@ -35,6 +35,14 @@ logger = get_logger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
+#: Preparation-summary reason of each :class:`AudioLoadError` reason.
+SKIP_REASONS = {
+    "missing": "missing_audio",
+    "unreadable": "unreadable_audio",
+    "empty": "empty_audio",
+    "non_finite": "unreadable_audio",
+}
+
 AudioProbe = namedtuple(
     "AudioProbe", ["path", "sample_rate", "frames", "channels", "duration"]
 )

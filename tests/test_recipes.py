@@ -7,13 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from craft_modules.synth import make_audioset, make_esc50
+from craft_modules.synth_fsd50k import make_fsd50k
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = ROOT / "recipes" / "AudioSet" / "pretrain.py"
 AUDIOSET = ROOT / "recipes" / "AudioSet" / "train.py"
 ESC50 = ROOT / "recipes" / "ESC50" / "train.py"
+FSD50K = ROOT / "recipes" / "FSD50K" / "train.py"
+# A small diverse-embedding model (4 streams of 16-d, one block each).
+TINY_DIVERSE = ["--embed_dim=16", "--num_heads=2"]
 TINY = [
     "--model_size=tiny",
     "--depth=1",
@@ -402,3 +407,154 @@ def test_file_that_turns_unreadable_during_training_is_skipped(esc50_folder, tmp
     assert [
         e["epoch"] for e in read(tmp_path / "run" / "fold_1" / "epoch_metrics.json")
     ] == [1, 2]
+
+
+@pytest.fixture(scope="session")
+def fsd50k_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "FSD50K"
+    make_fsd50k(
+        str(root), n_classes=4, n_dev=10, n_eval=4, n_val=3, duration=(0.6, 1.6)
+    )
+    return root
+
+
+def test_fsd50k_diverse_joint_training(fsd50k_folder, tmp_path):
+    run(
+        FSD50K,
+        "hparams/diverse.yaml",
+        f"--data_folder={fsd50k_folder}",
+        f"--output_folder={tmp_path}",
+        "--n_classes=4",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--prepare_workers=1",
+        *TINY_DIVERSE,
+        *TINY,
+    )
+    results = read(tmp_path / "results.json")
+    assert {"mAP", "mAUC", "d_prime"} <= set(results)
+    assert results["model"]["streams"] == ["pitch", "timbre", "waveform", "neuralogram"]
+    n_valid = len(read(tmp_path / "data" / "valid.json"))
+    assert results["epochs"][0]["n_clips"] == n_valid  # validated on the val split
+
+
+def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):
+    """Stage 1 trains the pitch stream alone; the combine YAML freezes it (others dropped)."""
+    common = [
+        f"--data_folder={fsd50k_folder}",
+        "--n_classes=4",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        *TINY_DIVERSE,
+        *TINY,
+    ]
+    run(
+        FSD50K,
+        "hparams/diverse_pitch.yaml",
+        f"--output_folder={tmp_path / 'diverse_pitch' / '1986'}",
+        *common,
+    )
+    stage1 = read(tmp_path / "diverse_pitch" / "1986" / "results.json")
+    assert stage1["model"]["streams"] == ["pitch"]
+    out = tmp_path / "combine"
+    run(
+        FSD50K,
+        "hparams/diverse_combine.yaml",
+        f"--output_folder={out}",
+        f"--stage1_folder={tmp_path}",
+        "--streams=[pitch]",  # the ablation switch: the other streams are dropped
+        *common,
+    )
+    results = read(out / "results.json")
+    assert results["model"]["streams"] == ["pitch"]
+    first = torch.load(
+        next((tmp_path / "diverse_pitch" / "1986" / "save").glob("CKPT+*/model.ckpt"))
+    )
+    combined = torch.load(next((out / "save").glob("CKPT+*/model.ckpt")))
+    stream_keys = [k for k in first if k.startswith("streams.pitch.")]
+    assert stream_keys
+    # The frozen stream is the stage-1 stream, unchanged by stage 2.
+    assert all(torch.equal(first[k], combined[k]) for k in stream_keys)
+    assert not torch.equal(first["head.weight"], combined["head.weight"])
+
+
+def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_path):
+    run(
+        ESC50,
+        "hparams/diverse.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={tmp_path / 'esc'}",
+        "--n_classes=3",
+        "--folds=[1]",
+        "--number_of_epochs=1",
+        "--batch_size=4",
+        "--streams=[timbre,waveform]",
+        *TINY_DIVERSE,
+        *TINY,
+    )
+    esc = read(tmp_path / "esc" / "results.json")
+    assert "1" in esc["per_fold"] and esc["model"]["streams"] == ["timbre", "waveform"]
+    root, _ = audioset_folder
+    run(
+        AUDIOSET,
+        "hparams/finetune_diverse.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={tmp_path / 'as'}",
+        "--n_classes=4",
+        "--number_of_epochs=1",
+        "--batch_size=4",
+        "--weight_averaging_start=1",
+        *TINY_DIVERSE,
+        *TINY,
+    )
+    results = read(tmp_path / "as" / "results.json")
+    assert 0.0 <= results["mAP"] <= 1.0 and len(results["model"]["streams"]) == 4
+
+
+TINY_CLAR = ["--widths=[8,8,16,16]"]
+
+
+@pytest.mark.parametrize(
+    "yaml", ["clar", "clar_raw", "clar_supervised", "clar_selfsupervised"]
+)
+def test_esc50_clar_yamls(yaml, esc50_folder, tmp_path):
+    run(
+        ESC50,
+        f"hparams/{yaml}.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={tmp_path}",
+        "--n_classes=3",
+        "--folds=[1]",
+        "--number_of_epochs=1",
+        "--batch_size=4",
+        "--label_fraction=0.5",
+        *TINY_CLAR,
+        *TINY,
+    )
+    results = read(tmp_path / "results.json")
+    assert 0.0 <= results["per_fold"]["1"] <= 1.0
+    assert results["model"]["encoder"] == (
+        "raw" if yaml == "clar_raw" else "spectrogram"
+    )
+    log = (tmp_path / "fold_1" / "log.txt").read_text()
+    assert "6 of 12 training clips keep their labels" in log
+    train_log = (tmp_path / "fold_1" / "train_log.txt").read_text()
+    part = {"clar_supervised": "train ce", "clar_selfsupervised": "train probe_ce"}
+    assert part.get(yaml, "train nt_xent") in train_log
+
+
+def test_audioset_clar_yaml(audioset_folder, tmp_path):
+    root, _ = audioset_folder
+    run(
+        AUDIOSET,
+        "hparams/finetune_clar.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={tmp_path}",
+        "--n_classes=4",
+        "--number_of_epochs=1",
+        "--batch_size=4",
+        *TINY_CLAR,
+        *TINY,
+    )
+    results = read(tmp_path / "results.json")
+    assert 0.0 <= results["mAP"] <= 1.0 and results["model"]["class"] == "ClarModel"

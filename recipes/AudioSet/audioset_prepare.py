@@ -30,6 +30,7 @@ from speechbrain.utils.logger import get_logger
 
 from craft_modules.dataio import (
     AUDIO_EXTENSIONS,
+    SKIP_REASONS,
     AudioLoadError,
     PreparationSummary,
     clear_prepared,
@@ -59,12 +60,6 @@ LABELS_FILE = "labels.json"
 SUMMARY_FILE = "prepare_summary.json"
 OPTIONS_FILE = "prepare_options.json"
 PREPARE_VERSION = 1
-SKIP_REASONS = {
-    "missing": "missing_audio",
-    "unreadable": "unreadable_audio",
-    "empty": "empty_audio",
-    "non_finite": "unreadable_audio",
-}
 
 Clip = namedtuple("Clip", ["clip_id", "wav", "mids", "where"])
 Clip.__doc__ = """One candidate clip: id, audio path (None if not found),

@@ -25,12 +25,7 @@ import speechbrain as sb
 from audioset_prepare import prepare_for_recipe
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.brain import ClassifierBrain
-from craft_modules.dataio import load_label_list, multi_hot_pipeline
-from craft_modules.official import initialise_model
 from craft_modules.recipe import (
-    audio_dataset,
-    eval_loader_options,
     finish,
     load_hparams,
     parse_recipe_arguments,
@@ -38,6 +33,13 @@ from craft_modules.recipe import (
     write_results,
 )
 from craft_modules.sampling import balanced_sampler
+from craft_modules.training import (
+    checked_labels,
+    evaluate_classifier,
+    fit_classifier,
+    multilabel_datasets,
+    multilabel_results,
+)
 
 logger = get_logger(__name__)
 
@@ -52,55 +54,23 @@ def main():
         overrides=overrides,
     )
     outputs = prepare_for_recipe(hparams)
-    labels = load_label_list(outputs["labels"])
-    if len(labels) != hparams["n_classes"]:
-        raise ValueError(
-            f"n_classes={hparams['n_classes']} but {outputs['labels']} lists {len(labels)} classes"
-        )
+    checked_labels(hparams, outputs["labels"])
     with open(outputs["train_manifest"], encoding="utf-8") as fin:
         train_manifest = json.load(fin)
-    targets = multi_hot_pipeline(outputs["labels"])
-    keys = ("id", "sig", "targets")
-    make = lambda data: audio_dataset(  # noqa: E731
-        data, hparams["sample_rate"], hparams["clip_duration"], [targets], keys
+    datasets = multilabel_datasets(
+        hparams, outputs["labels"], {"train": train_manifest, "eval": outputs["eval"]}
     )
-    train_set = make(train_manifest)
-    eval_set = make(outputs["eval"])
     train_options = train_loader_options(hparams)
     if hparams["balanced_sampling"]:
         train_options.pop("shuffle")
         train_options["sampler"] = balanced_sampler(train_manifest, hparams["seed"])
         logger.info("Balanced sampling: AST label-frequency weights, with replacement")
-    initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
-    brain = ClassifierBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
+    # SSAST validates on the eval set after every epoch (AudioSet has no dev split).
+    brain = fit_classifier(
+        hparams, run_opts, datasets["train"], datasets["eval"], train_options
     )
-    brain.fit(
-        hparams["epoch_counter"],
-        train_set,
-        eval_set,
-        train_loader_kwargs=train_options,
-        valid_loader_kwargs=eval_loader_options(hparams, eval_set),
-    )
-    brain.evaluate(
-        eval_set,
-        max_key=hparams["metric"],
-        test_loader_kwargs=eval_loader_options(hparams, eval_set),
-    )
-    metrics = brain.test_metrics
-    results = {key: metrics[key] for key in ("mAP", "mAUC", "d_prime")}
-    results["weight_averaged"] = bool(
-        hparams["use_weight_averaging"] and hparams["weight_averager"].count
-    )
-    results["epochs"] = brain.load_history()
-    results["epochs"] = [
-        {k: v for k, v in e.items() if k not in ("predictions", "targets")}
-        for e in results["epochs"]
-    ]
+    metrics = evaluate_classifier(brain, hparams, datasets["eval"])
+    results = multilabel_results(brain, hparams, metrics)
     write_results(os.path.join(hparams["output_folder"], "results.json"), results)
     if sb.utils.distributed.if_main_process():
         print(

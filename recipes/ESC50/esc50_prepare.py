@@ -22,6 +22,7 @@ import os
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.dataio import (
+    SKIP_REASONS,
     AudioLoadError,
     PreparationSummary,
     clear_prepared,
@@ -42,12 +43,6 @@ SUMMARY_FILE = "prepare_summary.json"
 OPTIONS_FILE = "prepare_options.json"
 PREPARE_VERSION = 1
 REQUIRED_COLUMNS = ("filename", "fold", "target", "category")
-SKIP_REASONS = {
-    "missing": "missing_audio",
-    "unreadable": "unreadable_audio",
-    "empty": "empty_audio",
-    "non_finite": "unreadable_audio",
-}
 
 
 def prepare_esc50(data_folder, save_folder, skip_prep=False):

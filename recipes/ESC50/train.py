@@ -26,19 +26,16 @@ import speechbrain as sb
 from esc50_prepare import prepare_esc50
 from speechbrain.utils.distributed import run_on_main
 
-from craft_modules.brain import ClassifierBrain
 from craft_modules.metrics import save_confusion_matrix
-from craft_modules.official import initialise_model
 from craft_modules.recipe import (
     audio_dataset,
-    eval_loader_options,
     finish,
     load_hparams,
     one_hot_pipeline,
     parse_recipe_arguments,
-    train_loader_options,
     write_results,
 )
+from craft_modules.training import checked_labels, describe_model, fit_classifier
 
 
 def fold_datasets(hparams, manifest_path, fold):
@@ -68,22 +65,8 @@ def run_fold(hparams_file, run_opts, overrides, fold, prepared):
         overrides=overrides,
     )
     train_set, test_set = fold_datasets(hparams, prepared["manifest"], fold)
-    initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
-    brain = ClassifierBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-    )
-    brain.fit(
-        hparams["epoch_counter"],
-        train_set,
-        test_set,
-        train_loader_kwargs=train_loader_options(hparams),
-        valid_loader_kwargs=eval_loader_options(hparams, test_set),
-    )
-    return brain.load_history()
+    brain = fit_classifier(hparams, run_opts, train_set, test_set)
+    return brain.load_history(), describe_model(hparams["model"])
 
 
 def summarise(folds, histories, labels, output_folder):
@@ -132,18 +115,15 @@ def main():
         "manifest": os.path.join(hparams["prepare_folder"], "esc50.json"),
         "labels": os.path.join(hparams["prepare_folder"], "labels.json"),
     }
-    with open(prepared["labels"], encoding="utf-8") as fin:
-        labels = json.load(fin)
-    if len(labels) != hparams["n_classes"]:
-        raise ValueError(
-            f"n_classes={hparams['n_classes']} but {prepared['labels']} lists {len(labels)} classes"
-        )
+    labels = checked_labels(hparams, prepared["labels"])
     folds = [int(f) for f in hparams["folds"]]
-    histories = {
+    runs = {
         fold: run_fold(hparams_file, run_opts, overrides, fold, prepared)
         for fold in folds
     }
+    histories = {fold: history for fold, (history, _) in runs.items()}
     results = summarise(folds, histories, labels, hparams["output_folder"])
+    results["model"] = runs[folds[0]][1]
     write_results(os.path.join(hparams["output_folder"], "results.json"), results)
     if sb.utils.distributed.if_main_process():
         print(

@@ -1,0 +1,287 @@
+"""CLAR's batched waveform augmentations (craft_modules.waveform_augment)."""
+
+import math
+
+import pytest
+import torch
+
+from craft_modules.waveform_augment import (
+    AugmentationChain,
+    ColouredNoise,
+    Fade,
+    PitchShift,
+    TimeMask,
+    TimeShift,
+    TimeStretch,
+    WhiteNoise,
+    coloured_noise,
+    draw_item_mask,
+    fft_resample,
+)
+
+SR = 16000
+NOISE_EXPONENT = {"pink": 1.0, "brown": 2.0}
+
+
+def _tone(freq, samples=SR, batch=1, sample_rate=SR):
+    t = torch.arange(samples) / sample_rate
+    return torch.sin(2 * math.pi * freq * t).repeat(batch, 1)
+
+
+def _peak_hz(wav, sample_rate=SR):
+    """Frequency of the largest spectral peak, 1 Hz resolution (zero-padded)."""
+    window = torch.hann_window(wav.shape[-1], dtype=wav.dtype)
+    spectrum = torch.fft.rfft(wav * window, n=sample_rate).abs()
+    return float(spectrum.argmax())
+
+
+def _snr_db(clean, noisy):
+    noise = noisy - clean
+    return 10 * torch.log10(clean.pow(2).mean(-1) / noise.pow(2).mean(-1))
+
+
+# Every augmentation with settings that always change a clip when applied.
+FACTORIES = {
+    "pitch": lambda prob: PitchShift(SR, min_semitones=3, max_semitones=3, prob=prob),
+    "fade": lambda prob: Fade(prob=prob),
+    "white": lambda prob: WhiteNoise(prob=prob),
+    "coloured": lambda prob: ColouredNoise(prob=prob),
+    "mask": lambda prob: TimeMask(prob=prob),
+    "shift": lambda prob: TimeShift(SR, prob=prob),
+    "stretch": lambda prob: TimeStretch(min_rate=0.7, max_rate=0.8, prob=prob),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_keeps_shape_and_dtype_and_changes_every_item_with_prob_one(name, dtype):
+    wavs = (torch.randn(3, 4000) * 0.3).to(dtype)
+    out = FACTORIES[name](1.0)(wavs)
+    assert out.shape == wavs.shape and out.dtype == dtype
+    assert out.device == wavs.device
+    assert torch.isfinite(out.float()).all()
+    for clean, augmented in zip(wavs, out):
+        assert not torch.equal(clean, augmented), f"{name} left an item unchanged"
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_prob_zero_is_identity_and_train_eval_alike(name):
+    wavs = torch.randn(4, 4000)
+    augmentation = FACTORIES[name](0.0)
+    assert torch.equal(augmentation(wavs), wavs)
+    active = FACTORIES[name](1.0).eval()  # active in evaluation mode too
+    assert not torch.equal(active(wavs), wavs)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_input_is_not_modified_in_place(name):
+    wavs = torch.randn(4, 4000)
+    copy = wavs.clone()
+    FACTORIES[name](0.5)(wavs)
+    assert torch.equal(wavs, copy)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("prob", [-0.1, 1.5])
+def test_bad_prob_raises_naming_it(name, prob):
+    with pytest.raises(ValueError, match="prob"):
+        FACTORIES[name](prob)
+
+
+def test_partial_prob_transforms_only_the_drawn_items():
+    wavs = torch.randn(400, 64)
+    out = TimeMask(fraction=0.5, prob=0.3)(wavs)
+    changed = (out != wavs).any(dim=1)
+    assert 0.2 < changed.float().mean() < 0.4
+    assert torch.equal(out[~changed], wavs[~changed])
+    mask = draw_item_mask(10000, 0.25)
+    assert mask.dtype == torch.bool and abs(mask.float().mean() - 0.25) < 0.02
+
+
+def test_global_seed_controls_the_draws():
+    chain = AugmentationChain(
+        [PitchShift(SR, prob=0.5), Fade(prob=0.5), WhiteNoise(prob=0.5)]
+    )
+    wavs = torch.randn(4, 4000)
+    torch.manual_seed(123)
+    first = chain(wavs)
+    torch.manual_seed(123)
+    assert torch.equal(chain(wavs), first)
+    assert not torch.equal(chain(wavs), first)
+
+
+@pytest.mark.parametrize("snr", [0.0, 7.5, 20.0])
+def test_white_noise_hits_the_target_snr(snr):
+    wavs = torch.randn(4, 8000) * torch.tensor([[0.01], [0.1], [0.5], [1.0]])
+    out = WhiteNoise(min_snr_db=snr, max_snr_db=snr, prob=1.0)(wavs)
+    assert torch.allclose(_snr_db(wavs, out), torch.full((4,), snr), atol=0.5)
+
+
+def test_white_noise_snr_is_drawn_in_range_per_item():
+    wavs = torch.randn(200, 2000)
+    snr = _snr_db(wavs, WhiteNoise(0.0, 20.0, prob=1.0)(wavs))
+    assert snr.min() >= -0.01 and snr.max() <= 20.01
+    assert snr.std() > 3  # one draw per item, spread over the range
+
+
+@pytest.mark.parametrize("colour, slope", [("pink", -1.0), ("brown", -2.0)])
+def test_coloured_noise_snr_and_spectral_slope(colour, slope):
+    wavs = _tone(440, 8000, batch=3) * torch.tensor([[0.1], [0.5], [1.0]])
+    out = ColouredNoise(12.0, 12.0, colours=(colour,), prob=1.0)(wavs)
+    assert torch.allclose(_snr_db(wavs, out), torch.full((3,), 12.0), atol=0.5)
+
+    noise = coloured_noise(64, 4096, NOISE_EXPONENT[colour])
+    power = torch.fft.rfft(noise).abs().pow(2).mean(0)
+    bins = torch.arange(4, 2048, dtype=torch.float32)
+    log_f, log_p = torch.log10(bins), torch.log10(power[4:2048])
+    fitted = ((log_f - log_f.mean()) * (log_p - log_p.mean())).sum() / (
+        (log_f - log_f.mean()) ** 2
+    ).sum()
+    assert abs(float(fitted) - slope) < 0.1
+
+
+def test_coloured_noise_draws_the_colour_per_item():
+    wavs = torch.zeros(64, 2048) + _tone(1000, 2048)
+    out = ColouredNoise(0.0, 0.0, colours=("white", "brown"), prob=1.0)(wavs)
+    noise_power = torch.fft.rfft(out - wavs).abs().pow(2)
+    low_share = noise_power[:, 1:50].sum(1) / noise_power[:, 1:].sum(1)
+    brown = low_share > 0.5
+    assert 10 < int(brown.sum()) < 54  # both colours drawn
+
+
+@pytest.mark.parametrize("semitones", [-7, 4, 12])
+def test_pitch_shift_moves_a_tone_by_the_semitone_ratio(semitones):
+    tone = _tone(600)
+    out = PitchShift(SR, min_semitones=semitones, max_semitones=semitones, prob=1.0)(
+        tone
+    )
+    expected = 600 * 2 ** (semitones / 12)
+    assert abs(_peak_hz(out[0]) - expected) <= 2.0
+    assert out.shape == tone.shape
+    # the level is kept (no vocoder cancellation)
+    level_db = 10 * torch.log10(out[0, 1000:-1000].pow(2).mean() / 0.5)
+    assert abs(float(level_db)) < 1.0
+
+
+def test_pitch_shift_draws_whole_semitones_within_the_range():
+    tones = _tone(500, batch=12)
+    out = PitchShift(SR, max_semitones=3, prob=1.0)(tones)
+    steps = [12 * math.log2(_peak_hz(wav) / 500) for wav in out]
+    assert all(abs(s - round(s)) < 0.05 and abs(s) <= 3.05 for s in steps)
+    assert len({round(s) for s in steps}) > 2
+
+
+def test_fft_resample_scales_frequencies():
+    tone = _tone(1000, 8000)
+    out = fft_resample(tone, 4000)  # half the samples: twice the frequency
+    assert out.shape == (1, 4000)
+    assert abs(_peak_hz(out[0]) - 2000) <= 1.0
+
+
+@pytest.mark.parametrize("rate", [0.6, 1.4])
+def test_time_stretch_keeps_the_pitch_and_the_length(rate):
+    tone = _tone(700, batch=2)
+    out = TimeStretch(min_rate=rate, max_rate=rate, prob=1.0)(tone)
+    assert out.shape == tone.shape
+    valid = min(tone.shape[1], round(tone.shape[1] / rate))
+    assert abs(_peak_hz(out[0, :valid]) - 700) <= 2.0
+    level_db = 10 * torch.log10(out[0, 1000 : valid - 1000].pow(2).mean() / 0.5)
+    assert abs(float(level_db)) < 1.0
+    if rate > 1:  # zero-padded after the shortened clip
+        assert torch.equal(out[:, valid:], torch.zeros_like(out[:, valid:]))
+
+
+def test_time_stretch_changes_the_duration():
+    burst = _tone(900, batch=1)
+    burst[:, SR // 2 :] = 0  # tone in the first half only
+    slow = TimeStretch(0.5, 0.5, prob=1.0)(burst)
+    fast = TimeStretch(2.0, 2.0, prob=1.0)(burst)
+    last_quarter = slice(3 * SR // 4, SR)
+    assert slow[0, last_quarter].pow(2).mean() > 0.3  # tone now lasts the clip
+    assert fast[0, SR // 4 + 600 :].abs().max() < 0.05  # tone over after 1/4
+    assert fast[0, : SR // 4 - 600].pow(2).mean() > 0.3
+
+
+def test_time_shift_is_a_circular_roll_within_the_bound():
+    wavs = torch.randn(16, 400)
+    shift = TimeShift(sample_rate=400, max_shift_s=0.25, prob=1.0)  # 100 samples
+    out = shift(wavs)
+    found = []
+    for clean, augmented in zip(wavs, out):
+        matches = [s for s in range(-100, 101) if torch.equal(clean.roll(s), augmented)]
+        assert len(matches) == 1
+        found.append(matches[0])
+    assert len(set(found)) > 8
+
+
+def test_time_mask_zeroes_exactly_the_fraction_in_one_segment():
+    wavs = torch.rand(32, 800) + 0.5  # no zero sample
+    out = TimeMask(fraction=1 / 8, prob=1.0)(wavs)
+    zero = out == 0
+    assert (zero.sum(dim=1) == 100).all()
+    assert torch.equal(out[~zero], wavs[~zero])
+    for row in zero:
+        where = torch.nonzero(row).flatten()
+        assert int(where[-1] - where[0]) == 99  # contiguous
+    starts = {int(torch.nonzero(row)[0]) for row in zero}
+    assert len(starts) > 10
+
+
+def test_time_mask_noise_fill():
+    wavs = torch.full((4, 800), 5.0)
+    out = TimeMask(fraction=0.25, prob=1.0, noise_std=0.01)(wavs)
+    filled = out != 5.0
+    assert (filled.sum(dim=1) == 200).all()
+    assert out[filled].abs().max() < 0.1
+
+
+@pytest.mark.parametrize(
+    "shape", ["linear", "logarithmic", "exponential", "quarter_sine", "half_sine"]
+)
+def test_fade_gains_are_monotonic_at_the_ends(shape):
+    samples = 1000
+    gains = Fade(max_fraction=0.5, shapes=(shape,), prob=1.0)(torch.ones(64, samples))
+    assert ((gains >= 0) & (gains <= 1)).all()
+    head, tail = gains[:, : samples // 2], gains[:, samples // 2 :]
+    assert (head.diff(dim=1) >= -1e-6).all(), "fade-in is not rising"
+    assert (tail.diff(dim=1) <= 1e-6).all(), "fade-out is not falling"
+    fade_in = (head < 1).sum(dim=1)
+    fade_out = (tail < 1).sum(dim=1)
+    assert fade_in.max() < samples // 2 and fade_out.max() < samples // 2
+    assert len(set(fade_in.tolist())) > 10  # lengths drawn per item
+    # every curve starts (ends) at 0, or 2 ** -5 for the exponential one
+    assert gains[fade_in > 1, 0].max() < 0.04
+    assert gains[fade_out > 1, -1].max() < 0.04
+
+
+def test_fade_rejects_unknown_shape_and_bad_fraction():
+    with pytest.raises(ValueError, match="shapes"):
+        Fade(shapes=("cubic",))
+    with pytest.raises(ValueError, match="max_fraction"):
+        Fade(max_fraction=1.5)
+
+
+def test_range_arguments_are_checked():
+    with pytest.raises(ValueError, match="min_snr_db"):
+        WhiteNoise(min_snr_db=10, max_snr_db=5)
+    with pytest.raises(ValueError, match="min_rate"):
+        TimeStretch(min_rate=0.0, max_rate=1.0)
+    with pytest.raises(ValueError, match="colours"):
+        ColouredNoise(colours=("purple",))
+    with pytest.raises(ValueError, match="fraction"):
+        TimeMask(fraction=2.0)
+    with pytest.raises(ValueError, match="batch, samples"):
+        Fade()(torch.zeros(10))
+
+
+def test_chain_applies_in_order():
+    wavs = torch.ones(2, 800)
+    mask_then_noise = AugmentationChain(
+        [TimeMask(fraction=0.5, prob=1.0), WhiteNoise(20, 20, prob=1.0)]
+    )
+    noise_then_mask = AugmentationChain(
+        [WhiteNoise(20, 20, prob=1.0), TimeMask(fraction=0.5, prob=1.0)]
+    )
+    assert ((mask_then_noise(wavs) == 0).sum(dim=1) == 0).all()
+    assert ((noise_then_mask(wavs) == 0).sum(dim=1) == 400).all()
+    assert torch.equal(AugmentationChain([])(wavs), wavs)
