@@ -553,6 +553,50 @@ class DiverseEmbeddingModel(nn.Module):
             return chunk_logits, valid
         return chunk_logits.sum(dim=1) / counts
 
+    def time_embeddings(self, wavs, lens=None):
+        """Embeddings along time: one per chunk, at the chunk's centre.
+
+        Chunks of pure padding get the embedding of the clip's last valid
+        chunk, so every row holds real audio's embedding (the inference API
+        keeps only the centres inside the audio).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_chunks, head_input_dim)``.
+        torch.Tensor
+            ``(n_chunks,)`` chunk centres in seconds.
+
+        Example
+        -------
+        >>> model = DiverseEmbeddingModel(2, streams=["timbre"], embed_dim=8,
+        ...                               depth=1, num_heads=2, chunk_seconds=0.5)
+        >>> emb, centres = model.time_embeddings(torch.randn(3, 16000))
+        >>> emb.shape, centres.tolist()
+        (torch.Size([3, 2, 8]), [0.25, 0.75])
+        """
+        lens = check_waveform_batch(wavs, lens)
+        chunks, chunk_lens, valid = self.chunk(wavs, lens)
+        per_chunk = _scatter_chunks(self.embed_chunks(chunks, chunk_lens), valid)
+        # Valid chunks are a prefix of each row: padding rows repeat the last one.
+        last = (valid.sum(dim=1, keepdim=True) - 1).clamp_min(0)
+        index = torch.minimum(torch.arange(valid.shape[1], device=valid.device), last)
+        per_chunk = per_chunk.gather(
+            1, index[:, :, None].expand(-1, -1, per_chunk.shape[-1])
+        )
+        n_chunks = per_chunk.shape[1]
+        centres = (
+            torch.arange(n_chunks, dtype=torch.float64) + 0.5
+        ) * self.chunk_seconds
+        return per_chunk, centres
+
 
 def _scatter_chunks(values, valid):
     """Places per-valid-chunk rows ``(n, D)`` into ``(batch, n_chunks, D)``, zeros elsewhere."""

@@ -281,3 +281,24 @@ def test_training_step_of_the_full_model_reaches_every_stream():
         assert all(g is not None and torch.isfinite(g).all() for g in grads), name
         assert sum(float(g.abs().sum()) for g in grads) > 0, name
     assert model.head.weight.grad is not None
+
+
+def test_time_embeddings_are_the_chunk_embeddings_at_their_centres():
+    model = DiverseEmbeddingModel(
+        3,
+        streams=["timbre", "waveform"],
+        embed_dim=8,
+        depth=1,
+        num_heads=2,
+        chunk_seconds=0.25,
+    ).eval()
+    wavs, lens = torch.randn(2, 8000), torch.tensor([1.0, 0.3])
+    with torch.no_grad():
+        emb, centres = model.time_embeddings(wavs, lens)
+        # The second clip's 2400 samples fill one 4000-sample chunk; its
+        # padding row repeats that chunk.
+        alone = model.time_embeddings(wavs[1:, :2400])[0]
+    assert emb.shape == (2, 2, 16) and centres.tolist() == [0.125, 0.375]
+    assert torch.allclose(emb[1], alone[0], atol=1e-5)
+    full_mean = model(wavs[:1], output="embedding")
+    assert torch.allclose(emb[0].mean(dim=0), full_mean[0], atol=1e-5)

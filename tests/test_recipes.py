@@ -494,6 +494,7 @@ def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_
     )
     esc = read(tmp_path / "esc" / "results.json")
     assert "1" in esc["per_fold"] and esc["model"]["streams"] == ["timbre", "waveform"]
+    assert_run_tags_and_embeds(tmp_path / "esc", esc50_folder)
     root, _ = audioset_folder
     run(
         AUDIOSET,
@@ -512,6 +513,22 @@ def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_
 
 
 TINY_CLAR = ["--widths=[8,8,16,16]"]
+
+
+def assert_run_tags_and_embeds(run_folder, esc50_folder):
+    """The inference API and HEAR work on any model's run folder."""
+    from craft_modules import hear
+    from craft_modules.inference import AudioTagger
+
+    tagger = AudioTagger.from_run(str(run_folder))
+    labels = read(run_folder / "data" / "labels.json")
+    clip = sorted((esc50_folder / "audio").glob("*.wav"))[0]
+    (result,) = tagger.tag_files([str(clip)], top_k=2)
+    assert {e["label"] for e in result["labels"]} <= set(labels)
+    model = hear.HearModel(tagger)
+    emb, ts = hear.get_timestamp_embeddings(torch.rand(2, 24000) - 0.5, model)
+    assert emb.shape[:2] == ts.shape and float(ts.max()) < 1500.0
+    assert float(torch.diff(ts[0]).max()) <= 50.0
 
 
 @pytest.mark.parametrize(
@@ -538,6 +555,8 @@ def test_esc50_clar_yamls(yaml, esc50_folder, tmp_path):
     )
     log = (tmp_path / "fold_1" / "log.txt").read_text()
     assert "6 of 12 training clips keep their labels" in log
+    if yaml == "clar":
+        assert_run_tags_and_embeds(tmp_path, esc50_folder)
     train_log = (tmp_path / "fold_1" / "train_log.txt").read_text()
     part = {"clar_supervised": "train ce", "clar_selfsupervised": "train probe_ce"}
     assert part.get(yaml, "train nt_xent") in train_log
