@@ -57,6 +57,20 @@ class _SilentBatch(SimpleNamespace):
 class CraftBrain(sb.Brain):
     """Common behaviour: skipping empty batches, reading the waveform batch."""
 
+    def _train_loader_specifics(self, dataset, loader_kwargs):
+        """Makes a recipe's own sampler see its epoch in single-process runs.
+
+        SpeechBrain 1.1.2 calls ``set_epoch`` only on the samplers it creates
+        (``shuffle=True``) or wraps (DDP); a sampler given in the loader
+        options of a single-process run (balanced sampling, SSAST's
+        ``epoch_iter`` intervals) would repeat its first epoch forever.
+        """
+        loader_kwargs = super()._train_loader_specifics(dataset, loader_kwargs)
+        sampler = loader_kwargs.get("sampler")
+        if self.train_sampler is None and hasattr(sampler, "set_epoch"):
+            self.train_sampler = sampler
+        return loader_kwargs
+
     def _silent_batch(self):
         samples = int(
             getattr(self.hparams, "sample_rate", 16000)

@@ -136,6 +136,14 @@ def embed_main(argv=None):
     )
     parser.add_argument("--hop-ms", type=float, default=50.0, help="timestamp hop")
     args = parser.parse_args(argv)
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in args.files]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:
+        parser.error(
+            "several files would write the same .npy name: "
+            + ", ".join(clashes)
+            + " (embed them into separate --output-dir folders)"
+        )
     tagger = _load(args)
     os.makedirs(args.output_dir, exist_ok=True)
     status = 0

@@ -210,14 +210,19 @@ def _choose_checkpoint(save_folder, recoverables, choice, metric, averager):
             raise RunFolderError(f"{save_folder!r} holds no weight average")
     if choice == "averaged":
         raise RunFolderError("the run did not use weight averaging")
-    has_metric = metric and all(metric in c.meta for c in checkpoints)
-    if choice == "last" or not has_metric:
-        checkpointer.recover_if_possible()
-        return "most recent checkpoint"
-    if choice not in ("auto", "best"):
+    if choice not in ("auto", "best", "last"):
         raise ValueError(
             f"checkpoint must be auto, best, last or averaged, got {choice!r}"
         )
+    # Intra-epoch checkpoints carry no metric; the best is among the others.
+    has_metric = bool(metric) and any(metric in c.meta for c in checkpoints)
+    if choice == "best" and not has_metric:
+        raise RunFolderError(
+            f"no checkpoint in {save_folder!r} records {metric!r}: use checkpoint='last'"
+        )
+    if choice == "last" or not has_metric:
+        checkpointer.recover_if_possible()
+        return "most recent checkpoint"
     checkpointer.recover_if_possible(max_key=metric)
     return f"best checkpoint by {metric}"
 
@@ -333,6 +338,13 @@ class AudioTagger(Pretrained):
         """Samples of one model input (one window)."""
         return int(round(self.hparams.clip_duration * self.sample_rate))
 
+    @property
+    def model_device(self):
+        """Where the model's weights are (they may have moved since loading)."""
+        for tensor in self.mods.model.parameters():
+            return tensor.device
+        return torch.device(self.device)
+
     # --- audio ----------------------------------------------------------------
     def load_audio(self, path, savedir=None):
         """Reads a file as a mono float32 signal at the model's sample rate.
@@ -351,7 +363,7 @@ class AudioTagger(Pretrained):
         return load_audio(path, self.sample_rate)
 
     def _prepare(self, wav, sample_rate):
-        wav = torch.as_tensor(wav, dtype=torch.float32)
+        wav = torch.as_tensor(wav).detach().to("cpu", torch.float32)
         if wav.dim() == 2:  # (channels, samples) or (samples, channels)
             wav = wav.mean(dim=0 if wav.shape[0] <= wav.shape[1] else 1)
         if wav.dim() != 1 or wav.numel() == 0:
@@ -404,8 +416,8 @@ class AudioTagger(Pretrained):
         with torch.no_grad():
             for i in range(0, chunks.shape[0], size):
                 out = self.mods.model(
-                    chunks[i : i + size].to(self.device),
-                    lens[i : i + size].to(self.device),
+                    chunks[i : i + size].to(self.model_device),
+                    lens[i : i + size].to(self.model_device),
                     **kwargs,
                 )
                 outputs.append(out.float().cpu())
@@ -583,8 +595,8 @@ class AudioTagger(Pretrained):
         with torch.no_grad():
             for i in range(0, chunks.shape[0], size):
                 out, centres = model.time_embeddings(
-                    chunks[i : i + size].to(self.device),
-                    lens[i : i + size].to(self.device),
+                    chunks[i : i + size].to(self.model_device),
+                    lens[i : i + size].to(self.model_device),
                 )
                 outputs.append(out.float().cpu())
         return torch.cat(outputs), centres.double().cpu()
@@ -615,9 +627,12 @@ class AudioTagger(Pretrained):
         duration = wav.numel() / self.sample_rate
         chunks, lens, starts = self.windows(wav)
         emb, centres = self._model_time_embeddings(chunks, lens)
+        # Keep the columns centred on real audio of their window (the model's
+        # input may be longer than the clip: SSAST pads 998 frames to 1024).
+        real = centres[None, :] < (lens.double() * self.hparams.clip_duration)[:, None]
         times = (starts[:, None] + centres[None, :]).reshape(-1)
         emb = emb.reshape(-1, emb.shape[-1])
-        valid = times < duration
+        valid = real.reshape(-1) & (times < duration)
         valid[0] = True  # at least one column, even for very short audio
         times, emb = times[valid], emb[valid]
         order = torch.argsort(times, stable=True)

@@ -111,6 +111,39 @@ def parse_recipe_arguments(argv, recipe_file):
     return hparams_file, run_opts, overrides
 
 
+def merge_overrides(overrides, extra=None):
+    """Adds script-set keys (e.g. the fold) to the command-line overrides.
+
+    Arguments
+    ---------
+    overrides : str or dict
+        YAML text (as SpeechBrain's argument parser gives it) or a dict.
+    extra : dict, optional
+        Keys set by the script; they win over the command line.
+
+    Returns
+    -------
+    str or dict
+        Overrides of the same kind.
+
+    Example
+    -------
+    >>> print(merge_overrides("lr: 0.1", {"fold": 2}))
+    lr: 0.1
+    fold: 2
+    >>> merge_overrides({"lr": 0.1}, {"fold": 2})
+    {'lr': 0.1, 'fold': 2}
+    """
+    if not extra:
+        return overrides
+    if isinstance(overrides, dict):
+        return {**overrides, **extra}
+    text = overrides or ""
+    for key, value in extra.items():
+        text += f"\n{key}: {value}"
+    return text.strip()
+
+
 def load_hparams(hparams_file, overrides, extra=None):
     """Loads a YAML with command-line overrides (unknown keys fail here, before any work).
 
@@ -128,13 +161,8 @@ def load_hparams(hparams_file, overrides, extra=None):
     dict
         The loaded hyperparameters.
     """
-    if extra:
-        text = overrides if isinstance(overrides, str) else ""
-        for key, value in extra.items():
-            text += f"\n{key}: {value}"
-        overrides = text.strip()
     with open(hparams_file, encoding="utf-8") as fin:
-        return load_hyperpyyaml(fin, overrides)
+        return load_hyperpyyaml(fin, merge_overrides(overrides, extra))
 
 
 def world_size():

@@ -360,3 +360,33 @@ def test_selfsupervised_probe_trains_the_classifier_but_not_the_encoder():
     losses["probe_ce"].backward()
     assert model.classifier.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.encoder.parameters())
+
+
+@pytest.mark.parametrize("yaml", ["clar_supervised", "clar", "clar_selfsupervised"])
+def test_every_parameter_of_the_yaml_model_learns_in_its_mode(yaml, tmp_path):
+    """DDP (find_unused_parameters=False) needs a gradient for every parameter."""
+    from pathlib import Path
+
+    from hyperpyyaml import load_hyperpyyaml
+
+    from craft_modules.clar import clar_losses
+
+    path = Path(__file__).parents[1] / "recipes" / "ESC50" / "hparams" / f"{yaml}.yaml"
+    with open(path, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(
+            fin,
+            {
+                "data_folder": str(tmp_path),
+                "output_folder": str(tmp_path),
+                "widths": [4, 4, 8, 8],
+                "n_classes": 3,
+            },
+        )
+    model = hparams["model"]
+    targets = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 1]), 3).float()
+    losses = clar_losses(
+        model, torch.randn(4, 4000), None, targets, mode=hparams["clar_mode"]
+    )
+    losses["loss"].backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not unused, unused

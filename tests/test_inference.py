@@ -262,3 +262,63 @@ def test_craft_embed_command_writes_npy_files(esc50_run, tagger, tmp_path):
     )
     np.testing.assert_allclose(scene, expected.numpy(), atol=1e-5)
     assert frames.shape == (len(times), scene.shape[0]) and times[-1] < 1300
+
+
+def test_timestamp_embeddings_ignore_columns_of_padding(tagger):
+    """Each 1 s window feeds 1.28 s to the model; its padding columns are not used."""
+    wav = torch.randn(32000) * 0.1
+    emb, ts = tagger.timestamp_embedding(wav, 16000, hop_ms=50)
+    model = tagger.mods.model
+    with torch.no_grad():
+        first, centres = model.time_embeddings(wav[None, :16000], torch.ones(1))
+        second, _ = model.time_embeddings(wav[None, 16000:], torch.ones(1))
+    real = int((centres < 1.0).sum())  # columns centred on the window's audio
+    t0, t1 = float(centres[real - 1]), 1.0 + float(centres[0])
+    w = (1.05 - t0) / (t1 - t0)
+    expected = (1 - w) * first[0, real - 1] + w * second[0, 0]
+    k = int(torch.nonzero(ts == 1050.0)[0])
+    assert torch.allclose(emb[k], expected, atol=1e-4)
+
+
+def test_best_checkpoint_is_found_among_intra_epoch_ones(esc50_run, tmp_path):
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    run = tmp_path / "run"
+    shutil.copytree(esc50_run[0], run)
+    best = AudioTagger.from_run(str(run)).mods.model.state_dict()
+    model = AudioTagger.from_run(str(run)).mods.model
+    with torch.no_grad():
+        model.mlp_head[1].bias.add_(1.0)
+    # An intra-epoch checkpoint, newer and without the metric.
+    Checkpointer(str(run / "fold_1" / "save"), {"model": model}).save_checkpoint(
+        meta={}
+    )
+    loaded = AudioTagger.from_run(str(run), checkpoint="best")
+    assert loaded.hparams.checkpoint == "best checkpoint by accuracy"
+    assert torch.equal(loaded.mods.model.mlp_head[1].bias, best["mlp_head.1.bias"])
+    last = AudioTagger.from_run(str(run), checkpoint="last")
+    assert torch.equal(last.mods.model.mlp_head[1].bias, best["mlp_head.1.bias"] + 1.0)
+
+
+def test_craft_embed_refuses_files_that_would_overwrite_each_other(esc50_run, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    paths = [
+        write(tmp_path / d / "dog.wav", synth_clip([0], 16000, 1.0), 16000)
+        for d in "ab"
+    ]
+    proc = subprocess.run(
+        [
+            str(BIN / "craft-embed"),
+            *paths,
+            "--model",
+            str(esc50_run[0]),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "dog" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -3,9 +3,17 @@
 from collections import Counter
 
 import pytest
+import speechbrain as sb
 import torch
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.utils.epoch_loop import EpochCounter
 
-from craft_modules.sampling import balanced_sampler, label_balancing_weights
+from craft_modules.brain import CraftBrain
+from craft_modules.sampling import (
+    StepEpochSampler,
+    balanced_sampler,
+    label_balancing_weights,
+)
 
 
 def imbalanced_manifest(n_common=90, n_rare=10):
@@ -57,3 +65,47 @@ def test_clip_without_labels_is_named():
 def test_empty_manifest_is_an_error():
     with pytest.raises(ValueError, match="empty"):
         balanced_sampler({})
+
+
+class _RecordingBrain(CraftBrain):
+    """Records the ids of the clips each training epoch sees."""
+
+    def compute_forward(self, batch, stage):
+        if stage == sb.Stage.TRAIN:
+            self.seen.setdefault(self.epoch, []).extend(batch.id)
+        return self.modules.model(torch.as_tensor(batch.x, dtype=torch.float32))
+
+    def compute_objectives(self, predictions, batch, stage):
+        return predictions.pow(2).mean()
+
+    def on_stage_start(self, stage, epoch=None):
+        self.epoch = epoch
+
+
+@pytest.mark.parametrize("kind", ["step_epochs", "balanced"])
+def test_recipe_samplers_get_their_epoch_in_a_single_process(kind, tmp_path):
+    """SpeechBrain alone would never call set_epoch on them: every epoch the same."""
+    n = 20
+    data = {
+        f"c{i}": {"x": [float(i)], "labels": ["a" if i < 15 else "b"]} for i in range(n)
+    }
+    dataset = DynamicItemDataset(data, output_keys=["id", "x"])
+    if kind == "step_epochs":
+        sampler = StepEpochSampler(n, num_samples=5, seed=1)
+    else:
+        sampler = balanced_sampler(data, seed=1)
+    brain = _RecordingBrain(
+        modules={"model": torch.nn.Linear(1, 1)},
+        opt_class=lambda params: torch.optim.SGD(params, lr=0.01),
+        run_opts={"device": "cpu"},
+    )
+    brain.seen = {}
+    brain.fit(
+        EpochCounter(3),
+        dataset,
+        train_loader_kwargs={"batch_size": 5, "sampler": sampler},
+    )
+    epochs = [brain.seen[e] for e in (1, 2, 3)]
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+    if kind == "step_epochs":  # four 5-clip intervals make one pass
+        assert len(set(epochs[0] + epochs[1] + epochs[2])) == 15

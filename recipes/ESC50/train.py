@@ -31,6 +31,7 @@ from craft_modules.recipe import (
     audio_dataset,
     finish,
     load_hparams,
+    merge_overrides,
     one_hot_pipeline,
     parse_recipe_arguments,
     write_results,
@@ -58,8 +59,9 @@ def fold_datasets(hparams, manifest_path, fold):
 
 def run_fold(hparams_file, run_opts, overrides, fold, prepared):
     """Fine-tunes on every fold but ``fold`` and evaluates on ``fold`` each epoch."""
-    hparams = load_hparams(hparams_file, overrides, {"fold": fold})
-    sb.create_experiment_directory(
+    overrides = merge_overrides(overrides, {"fold": fold})
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(  # its hyperparams.yaml records the fold
         experiment_directory=hparams["experiment_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
