@@ -57,6 +57,22 @@ class _SilentBatch(SimpleNamespace):
 class CraftBrain(sb.Brain):
     """Common behaviour: skipping empty batches, reading the waveform batch."""
 
+    def _wrap_distributed(self):
+        """SpeechBrain's DDP wrapping, without SyncBatchNorm on CPU.
+
+        SpeechBrain 1.1.2 converts every BatchNorm to SyncBatchNorm under DDP
+        (CLAR's ResNets have many), and SyncBatchNorm runs on GPUs only; CPU
+        (gloo) processes keep their own batch statistics instead.
+        """
+        if not (self.distributed_launch and str(self.device).startswith("cpu")):
+            super()._wrap_distributed()
+            return
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = torch.nn.parallel.DistributedDataParallel(
+                    module, find_unused_parameters=self.find_unused_parameters
+                )
+
     def _train_loader_specifics(self, dataset, loader_kwargs):
         """Makes a recipe's own sampler see its epoch in single-process runs.
 

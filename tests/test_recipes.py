@@ -562,6 +562,43 @@ def test_esc50_clar_yamls(yaml, esc50_folder, tmp_path):
     assert part.get(yaml, "train nt_xent") in train_log
 
 
+def test_clar_supervised_under_ddp_with_two_processes(esc50_folder, tmp_path):
+    """Every parameter gets a gradient (DDP) and labels are chosen alike on both ranks."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ESC50),
+            "hparams/clar_supervised.yaml",
+            f"--data_folder={esc50_folder}",
+            f"--output_folder={tmp_path}",
+            "--distributed_backend=gloo",
+            "--n_classes=3",
+            "--folds=[1]",
+            "--number_of_epochs=2",
+            "--batch_size=4",
+            "--label_fraction=0.5",
+            *TINY_CLAR,
+            *TINY,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
+    results = read(tmp_path / "results.json")
+    assert [e["n_clips"] for e in read(tmp_path / "fold_1" / "epoch_metrics.json")] == [
+        3,
+        3,
+    ]
+    assert 0.0 <= results["per_fold"]["1"] <= 1.0
+
+
 def test_audioset_clar_yaml(audioset_folder, tmp_path):
     root, _ = audioset_folder
     run(
