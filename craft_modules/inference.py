@@ -196,6 +196,70 @@ def label_names(run_folder, hparams):
     return [f"class_{i}" for i in range(n_classes)]
 
 
+def embedding_model_from_pretrainer(pretrainer):
+    """A :class:`CraftClassifier` carrying a pretraining model's backbone, for embeddings.
+
+    The classifier has the pretrainer's encoder, feature settings, token grid
+    (non-overlapping pretraining patches) and streams: ``ast`` for SSAST,
+    ``swast`` (both streams through the shared encoder, independently) for
+    the methods with a waveform stream. Its head is untrained: use it for
+    embeddings (scene, timestamp, HEAR), not tags.
+
+    Arguments
+    ---------
+    pretrainer : CraftPretrainer
+        A pretraining model with its weights loaded.
+
+    Returns
+    -------
+    CraftClassifier
+
+    Example
+    -------
+    >>> from craft_modules.models import CraftPretrainer
+    >>> pre = CraftPretrainer(method="pswacl", model_size="tiny", depth=1,
+    ...                       target_frames=64, mask_patch=4)
+    >>> clf = embedding_model_from_pretrainer(pre)
+    >>> clf.fusion, clf(torch.randn(2, 8000), output="embedding").shape
+    ('swast', torch.Size([2, 384]))
+    """
+    from craft_modules.checkpoint import load_pretrained
+    from craft_modules.models import CraftClassifier
+
+    if pretrainer.spec_embed is None:
+        raise ValueError(
+            f"a {pretrainer.method} pretraining run has no spectrogram stream to embed "
+            "with; fine-tune it first"
+        )
+    encoder, fbank, grid = pretrainer.encoder, pretrainer.fbank, pretrainer.spec_embed
+    options = dict(
+        model_size="base",
+        embed_dim=encoder.embed_dim,
+        depth=encoder.depth,
+        num_heads=encoder.num_heads,
+        target_frames=fbank.target_frames,
+        n_mels=fbank.n_mels,
+        mean=fbank.mean,
+        std=fbank.std,
+        fshape=grid.fshape,
+        tshape=grid.tshape,
+        fstride=grid.fstride,
+        tstride=grid.tstride,
+    )
+    if pretrainer.msae is not None:
+        options.update(
+            msae_kernels=list(pretrainer.msae.kernel_sizes),
+            msae_activation=pretrainer.msae.activation,
+            msae_stride=pretrainer.msae.conv_stride,
+        )
+    fusion = "ast" if pretrainer.wav_embed is None else "swast"
+    model = CraftClassifier(1, fusion=fusion, **options)
+    report = load_pretrained(model, pretrainer.state_dict())
+    if report.missing or report.resized:
+        raise ValueError(f"the pretraining backbone did not transfer exactly: {report}")
+    return model.eval()
+
+
 def _choose_checkpoint(save_folder, recoverables, choice, metric, averager):
     """Recovers ``recoverables`` from the chosen checkpoint; returns a description."""
     checkpointer = Checkpointer(save_folder, recoverables=recoverables)
@@ -302,7 +366,13 @@ class AudioTagger(Pretrained):
         )
         if averager is not None and source.startswith("average"):
             averager.apply_to(model)
-        labels = label_names(folder, run)
+        if hasattr(model, "mask_patch"):  # a pretraining run: embeddings only
+            model = embedding_model_from_pretrainer(model)
+            run = {**run, "loss": "bce"}
+            labels = ["(pretraining run: no labels)"]
+            source += ", pretraining backbone (embeddings only)"
+        else:
+            labels = label_names(folder, run)
         n_out = getattr(model, "n_classes", len(labels))
         if len(labels) != n_out:
             raise ValueError(

@@ -149,6 +149,20 @@ def test_pretraining_craft_yaml_and_preparation_summary(pretrained, audioset_fol
     )
 
 
+def test_pretraining_run_gives_embeddings_and_hear(pretrained):
+    """SSL evaluation: a pretraining run folder embeds through the HEAR API."""
+    from craft_modules import hear
+
+    model = hear.load_model(str(pretrained))
+    assert model.tagger.hparams.checkpoint.endswith("(embeddings only)")
+    assert model.scene_embedding_size == 2 * 192  # both streams of the tiny model
+    emb, ts = hear.get_timestamp_embeddings(torch.rand(2, 32000) - 0.5, model)
+    assert emb.shape == (2, ts.shape[1], model.timestamp_embedding_size)
+    assert float(ts.max()) < 2000.0 and float(torch.diff(ts[0]).max()) <= 50.0
+    scene = hear.get_scene_embeddings(torch.rand(3, 16000) - 0.5, model)
+    assert scene.shape == (3, 384) and torch.isfinite(scene).all()
+
+
 @pytest.mark.parametrize("fusion", ["craft", "ast", "swast"])
 def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path):
     root, _ = audioset_folder
