@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+import yaml
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
@@ -130,13 +131,25 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def find_checkpoint_file(path, name="model"):
+def _checkpoint_meta(folder):
+    """The CKPT.yaml metadata of a SpeechBrain checkpoint folder (None if absent)."""
+    meta_file = os.path.join(folder, "CKPT.yaml")
+    if not os.path.isfile(meta_file):
+        return None  # an interrupted or unfinished save
+    with open(meta_file, encoding="utf-8") as fin:
+        return yaml.safe_load(fin) or {}
+
+
+def find_checkpoint_file(path, name="model", max_key=None):
     """Finds the saved weights of ``name`` from a file, a checkpoint folder or a run folder.
 
     Accepts a ``.ckpt``/``.pt``/``.pth`` file; a SpeechBrain checkpoint folder
     (``CKPT+...`` holding ``<name>.ckpt``); a save folder holding ``CKPT+*``
-    folders (the most recent is used); or a recipe output folder with a
-    ``save`` sub-folder.
+    folders; or a recipe output folder with a ``save`` sub-folder. Among
+    several complete checkpoints (with a ``CKPT.yaml``) the most recent is
+    used, or with ``max_key`` the one with the highest value of the first of
+    its keys that the checkpoints record (e.g. ``("mAP", "accuracy")``: the
+    best of a fine-tuning run rather than its last epoch).
 
     Arguments
     ---------
@@ -144,6 +157,8 @@ def find_checkpoint_file(path, name="model"):
         Where to look.
     name : str
         Recoverable name (the key of the module in the recipe's checkpointer).
+    max_key : str or tuple of str, optional
+        Metadata key(s) to maximise.
 
     Returns
     -------
@@ -153,9 +168,14 @@ def find_checkpoint_file(path, name="model"):
     Example
     -------
     >>> tmp = getfixture("tmp_path")
-    >>> os.makedirs(tmp / "save" / "CKPT+2026-01-01+00-00-00+00")
-    >>> torch.save({}, tmp / "save" / "CKPT+2026-01-01+00-00-00+00" / "model.ckpt")
-    >>> find_checkpoint_file(str(tmp)).endswith("model.ckpt")
+    >>> for i, acc in enumerate([0.7, 0.5]):
+    ...     ckpt = tmp / "save" / f"CKPT+2026-01-01+00-00-0{i}+00"
+    ...     os.makedirs(ckpt)
+    ...     torch.save({}, ckpt / "model.ckpt")
+    ...     _ = (ckpt / "CKPT.yaml").write_text(f"accuracy: {acc}")
+    >>> find_checkpoint_file(str(tmp)).endswith("0-01+00/model.ckpt")
+    True
+    >>> find_checkpoint_file(str(tmp), max_key="accuracy").endswith("0-00+00/model.ckpt")
     True
     """
     path = str(path)
@@ -166,13 +186,20 @@ def find_checkpoint_file(path, name="model"):
     candidate = os.path.join(path, f"{name}.ckpt")
     if os.path.isfile(candidate):
         return candidate
+    keys = (max_key,) if isinstance(max_key, str) else tuple(max_key or ())
     for folder in (path, os.path.join(path, "save")):
-        ckpts = sorted(
-            glob.glob(os.path.join(folder, "CKPT+*", f"{name}.ckpt")),
-            key=os.path.getmtime,
-        )
-        if ckpts:
-            return ckpts[-1]
+        found = []
+        for weights in glob.glob(os.path.join(folder, "CKPT+*", f"{name}.ckpt")):
+            meta = _checkpoint_meta(os.path.dirname(weights))
+            if meta is not None:
+                found.append((os.path.getmtime(weights), weights, meta))
+        if not found:
+            continue
+        for key in keys:
+            scored = [(m[key], t, w) for t, w, m in found if key in m]
+            if scored:
+                return max(scored)[2]
+        return max(found)[1]
     raise FileNotFoundError(
         f"no '{name}.ckpt' in {path!r}, its CKPT+* folders or its save/ folder"
     )

@@ -23,6 +23,7 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import contextlib
 import math
 
 import torch
@@ -35,6 +36,23 @@ from craft_modules.inputs import check_waveform_batch
 ENCODERS = ("spectrogram", "raw")
 OUTPUTS = ("logits", "embedding", "projection", "both", "probe")
 CLAR_MODES = ("supervised", "selfsupervised", "clar")
+
+
+@contextlib.contextmanager
+def _no_tf32():
+    """Full float32 matmuls on CUDA for the front end's DFT.
+
+    SpeechBrain enables TF32 globally; a DFT computed as a matmul cancels
+    large terms, and TF32's 10-bit mantissa would leave a noise floor some
+    60-70 dB under the frame energy (weak bins, and their phase, become
+    noise), so GPU features would differ from CPU ones.
+    """
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 class ClarFrontEnd(nn.Module):
@@ -216,7 +234,7 @@ class ClarFrontEnd(nn.Module):
                 f"({1000 * self.win_length / self.sample_rate} ms at "
                 f"{self.sample_rate} Hz)"
             )
-        with torch.autocast(device_type=wavs.device.type, enabled=False):
+        with torch.autocast(device_type=wavs.device.type, enabled=False), _no_tf32():
             pad = self.win_length // 2
             padded = F.pad(wavs.float()[:, None, :], (pad, pad), mode="reflect")[:, 0]
             frames = padded.unfold(-1, self.win_length, self.hop_length)  # (B, T, W)

@@ -157,7 +157,7 @@ def fit_length(wav, num_samples):
     return torch.nn.functional.pad(wav, (0, num_samples - wav.shape[0]))
 
 
-def load_audio(path, sample_rate=16000, duration=None, offset=0.0):
+def load_audio(path, sample_rate=16000, duration=None, offset=0.0, pad=True):
     """Loads an audio file as a mono float32 signal at `sample_rate`.
 
     Multichannel audio is averaged to mono; the signal is resampled from the
@@ -175,6 +175,9 @@ def load_audio(path, sample_rate=16000, duration=None, offset=0.0):
         Clip length in seconds; None keeps the whole file.
     offset : float
         Seconds to skip at the start of the file.
+    pad : bool
+        Zero-pad a shorter file to ``duration``; False only crops (the
+        batch's padding then tells the model each clip's true length).
 
     Returns
     -------
@@ -195,6 +198,8 @@ def load_audio(path, sample_rate=16000, duration=None, offset=0.0):
     torch.Size([16000])
     >>> load_audio(path, sample_rate=16000, duration=2.0).shape
     torch.Size([32000])
+    >>> load_audio(path, sample_rate=16000, duration=2.0, pad=False).shape
+    torch.Size([16000])
     """
     path = os.fspath(path)
     _check_file_exists(path)
@@ -207,7 +212,8 @@ def load_audio(path, sample_rate=16000, duration=None, offset=0.0):
     if orig_rate != sample_rate:
         wav = get_resampler(orig_rate, sample_rate)(wav)
     if duration is not None:
-        wav = fit_length(wav, int(round(duration * sample_rate)))
+        num_samples = int(round(duration * sample_rate))
+        wav = fit_length(wav, num_samples) if pad else wav[:num_samples]
     return wav.contiguous()
 
 
@@ -314,6 +320,8 @@ class AudioReader:
     skip_bad : bool
         If True, a file that fails to load gives None and a warning instead
         of an exception; :class:`SkipBadCollate` then drops the item.
+    pad : bool
+        Zero-pad shorter files to ``duration`` (False: crop only).
 
     Example
     -------
@@ -322,11 +330,14 @@ class AudioReader:
     True
     """
 
-    def __init__(self, sample_rate=16000, duration=None, offset=0.0, skip_bad=True):
+    def __init__(
+        self, sample_rate=16000, duration=None, offset=0.0, skip_bad=True, pad=True
+    ):
         self.sample_rate = sample_rate
         self.duration = duration
         self.offset = offset
         self.skip_bad = skip_bad
+        self.pad = pad
 
     def __call__(self, wav):
         """Loads `wav`; returns None for a bad file when skip_bad is set.
@@ -342,7 +353,9 @@ class AudioReader:
             The 1-D signal, or None if it could not be loaded.
         """
         try:
-            return load_audio(wav, self.sample_rate, self.duration, self.offset)
+            return load_audio(
+                wav, self.sample_rate, self.duration, self.offset, self.pad
+            )
         except AudioLoadError as err:
             if not self.skip_bad:
                 raise
@@ -350,7 +363,9 @@ class AudioReader:
             return None
 
 
-def audio_pipeline(sample_rate=16000, duration=None, skip_bad=True, offset=0.0):
+def audio_pipeline(
+    sample_rate=16000, duration=None, skip_bad=True, offset=0.0, pad=True
+):
     """Makes the dynamic item that reads "wav" and provides "sig".
 
     Arguments
@@ -364,6 +379,9 @@ def audio_pipeline(sample_rate=16000, duration=None, skip_bad=True, offset=0.0):
         instead of raising AudioLoadError.
     offset : float
         Seconds skipped at the start of each file.
+    pad : bool
+        Zero-pad shorter files to ``duration`` (False: crop only, so that
+        ``PaddedBatch``'s relative lengths give each clip's true length).
 
     Returns
     -------
@@ -387,7 +405,7 @@ def audio_pipeline(sample_rate=16000, duration=None, skip_bad=True, offset=0.0):
     >>> dataset[1]["sig"] is None
     True
     """
-    reader = AudioReader(sample_rate, duration, offset, skip_bad)
+    reader = AudioReader(sample_rate, duration, offset, skip_bad, pad)
     return takes("wav")(provides("sig")(reader))
 
 

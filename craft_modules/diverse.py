@@ -25,6 +25,9 @@ from craft_modules.diverse_features import STREAMS
 from craft_modules.inputs import check_waveform_batch, valid_samples
 from craft_modules.transformer import ViTEncoder
 
+#: A single-stream run's best checkpoint is chosen by these (first recorded).
+STAGE1_METRICS = ("mAP", "accuracy")
+
 #: The outputs :meth:`DiverseEmbeddingModel.forward` can return.
 OUTPUTS = ("logits", "embedding", "chunk_logits")
 
@@ -238,7 +241,7 @@ def load_stream_state(path, name):
     ---------
     path : str
         The checkpoint file, or a run, ``save`` or ``CKPT+`` folder (its
-        newest ``model.ckpt``, see
+        best ``model.ckpt`` by mAP or accuracy, else the newest, see
         :func:`craft_modules.checkpoint.find_checkpoint_file`).
     name : str
         The stream whose weights are wanted.
@@ -264,7 +267,7 @@ def load_stream_state(path, name):
     """
     path = os.fspath(path)
     try:  # a file, or a run / save / CKPT+ folder: its newest model.ckpt
-        path = find_checkpoint_file(path)
+        path = find_checkpoint_file(path, max_key=STAGE1_METRICS)
     except FileNotFoundError as err:
         raise FileNotFoundError(
             f"checkpoint for stream '{name}' not found: {path} ({err})"

@@ -202,7 +202,12 @@ def per_process_batch_size(global_batch, grad_accumulation=1):
 
 
 def audio_dataset(
-    manifest, sample_rate, clip_duration, extra_items=(), output_keys=("id", "sig")
+    manifest,
+    sample_rate,
+    clip_duration,
+    extra_items=(),
+    output_keys=("id", "sig"),
+    pad=True,
 ):
     """A DynamicItemDataset reading, resampling and cropping/padding each clip.
 
@@ -218,13 +223,16 @@ def audio_dataset(
         More dynamic items (e.g. targets).
     output_keys : list of str
         Keys of each item.
+    pad : bool
+        Zero-pad shorter clips to ``clip_duration`` (False: crop only; the
+        batch's relative lengths then give each clip's true length).
 
     Returns
     -------
     DynamicItemDataset
         The dataset; bad audio gives a ``None`` signal, dropped by the collate.
     """
-    items = [audio_pipeline(sample_rate, clip_duration), *extra_items]
+    items = [audio_pipeline(sample_rate, clip_duration, pad=pad), *extra_items]
     if isinstance(manifest, dict):
         return DynamicItemDataset(
             manifest, dynamic_items=items, output_keys=list(output_keys)

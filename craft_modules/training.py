@@ -24,10 +24,16 @@ from craft_modules.recipe import (
 def multilabel_datasets(hparams, label_file, manifests):
     """Datasets yielding ``id``, ``sig`` and multi-hot ``targets``.
 
+    Clips are cut to ``clip_duration`` seconds; sets other than ``train`` to
+    ``eval_clip_duration`` when the YAML has one (e.g. whole FSD50K clips
+    for clip-level evaluation). With ``pad_clips: False`` shorter clips are
+    not padded, so the batch's relative lengths carry their true lengths.
+
     Arguments
     ---------
     hparams : dict
-        Needs ``sample_rate`` and ``clip_duration``.
+        Needs ``sample_rate`` and ``clip_duration``; optional
+        ``eval_clip_duration`` and ``pad_clips``.
     label_file : str
         The labels.json of the preparation.
     manifests : dict
@@ -40,12 +46,16 @@ def multilabel_datasets(hparams, label_file, manifests):
     """
     targets = multi_hot_pipeline(label_file)
     keys = ("id", "sig", "targets")
-    return {
-        name: audio_dataset(
-            manifest, hparams["sample_rate"], hparams["clip_duration"], [targets], keys
+    pad = bool(hparams.get("pad_clips", True))
+    datasets = {}
+    for name, manifest in manifests.items():
+        duration = hparams["clip_duration"]
+        if name != "train" and hparams.get("eval_clip_duration"):
+            duration = hparams["eval_clip_duration"]
+        datasets[name] = audio_dataset(
+            manifest, hparams["sample_rate"], duration, [targets], keys, pad=pad
         )
-        for name, manifest in manifests.items()
-    }
+    return datasets
 
 
 def fit_classifier(hparams, run_opts, train_set, valid_set, train_options=None):

@@ -283,3 +283,21 @@ def test_preparation_summary_saves_counts(tmp_path):
     assert saved["skipped"] == {"missing_audio": 2, "malformed_row": 1}
     assert saved["notes"] == {"unknown_labels_dropped": 2}
     assert [item["id"] for item in saved["skipped_items"]] == ["x", "y", "line 3"]
+
+
+def test_crop_only_datasets_keep_true_lengths_in_the_batch(tmp_path):
+    """pad=False: the batch's relative lengths say how long each clip really is."""
+    from craft_modules.recipe import audio_dataset
+
+    manifest = {}
+    for name, seconds in [("long", 3.0), ("short", 0.5), ("full", 1.0)]:
+        path = tmp_path / f"{name}.wav"
+        sf.write(str(path), np.full(int(seconds * 8000), 0.1, dtype=np.float32), 8000)
+        manifest[name] = {"wav": str(path)}
+    cropped = audio_dataset(manifest, 16000, 1.0, pad=False)
+    batch = SkipBadCollate()([cropped[i] for i in range(3)])
+    wavs, lens = batch.sig
+    assert wavs.shape == (3, 16000)
+    assert lens.tolist() == pytest.approx([1.0, 0.5, 1.0])
+    padded = audio_dataset(manifest, 16000, 1.0)
+    assert SkipBadCollate()([padded[i] for i in range(3)]).sig[1].tolist() == [1, 1, 1]

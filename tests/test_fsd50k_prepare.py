@@ -113,10 +113,9 @@ def test_manifest_feeds_speechbrain_and_multi_hot(fsd50k, tmp_path):
     assert dataset[0]["targets"].tolist() == expected
 
 
-def test_preparation_is_skipped_when_done_and_redone_for_new_data(fsd50k, tmp_path):
-    root, _ = fsd50k
+def test_preparation_is_skipped_when_done_and_redone_for_new_data(tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(root, data)
+    make_fsd50k(str(data), n_classes=3, n_dev=8, n_eval=3, n_val=2)
     save = tmp_path / "save"
     out = prep.prepare_fsd50k(str(data), str(save))
     Path(out["train"]).write_text("{}")  # a skipped run leaves it alone
@@ -126,6 +125,21 @@ def test_preparation_is_skipped_when_done_and_redone_for_new_data(fsd50k, tmp_pa
     prep.prepare_fsd50k(str(data), str(save))
     assert len(_read(out["train"])) == 6
     assert prep.prepare_fsd50k(str(data), str(save), skip_prep=True) is None
+    # An edited ground truth invalidates the manifests.
+    dev = data / "FSD50K.ground_truth" / "dev.csv"
+    lines = dev.read_text().splitlines(keepends=True)
+    dev.write_text("".join(lines[:-1]))
+    prep.prepare_fsd50k(str(data), str(save))
+    assert len(_read(out["train"])) + len(_read(out["valid"])) == 7
+
+
+def test_preparation_with_missing_audio_is_redone_next_time(fsd50k, tmp_path):
+    root, _ = fsd50k  # has clips whose audio is missing or corrupt
+    save = tmp_path / "save"
+    out = prep.prepare_fsd50k(str(root), str(save))
+    Path(out["train"]).write_text("{}")
+    prep.prepare_fsd50k(str(root), str(save))  # not marked done: rebuilt
+    assert _read(out["train"]) != {}
 
 
 def test_missing_folder_csv_and_column_errors(fsd50k, tmp_path):
@@ -169,3 +183,13 @@ def test_mismatched_mids_and_bad_split_are_skipped(tmp_path):
     details = {i["reason"]: i["detail"] for i in summary["skipped_items"]}
     assert details["label_mismatch"].startswith("dev.csv:3:")
     assert details["malformed_row"].startswith("dev.csv:4:")
+
+
+def test_csvs_saved_with_a_byte_order_mark_are_read(tmp_path):
+    data = tmp_path / "data"
+    make_fsd50k(str(data), n_classes=3, n_dev=6, n_eval=2, n_val=2)
+    for name in ("dev.csv", "eval.csv", "vocabulary.csv"):
+        path = data / "FSD50K.ground_truth" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Excel saves it
+    out = prep.prepare_fsd50k(str(data), str(tmp_path / "save"))
+    assert len(_read(out["train"])) == 4 and len(load_label_list(out["labels"])) == 3

@@ -258,7 +258,7 @@ def read_class_labels(path):
     >>> read_class_labels(str(path))
     [{'index': 0, 'mid': '/m/09x0r', 'display_name': 'Speech, talk'}]
     """
-    with open(path, newline="", encoding="utf-8") as fin:
+    with open(path, newline="", encoding="utf-8-sig") as fin:
         reader = csv.DictReader(fin, skipinitialspace=True)
         missing = {"index", "mid", "display_name"} - set(reader.fieldnames or [])
         if missing:
@@ -420,7 +420,7 @@ def read_segments_csv(path, index, summary, split):
     """
     clips = []
     name = os.path.basename(path)
-    with open(path, newline="", encoding="utf-8") as fin:
+    with open(path, newline="", encoding="utf-8-sig") as fin:
         for line_number, line in enumerate(fin, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue

@@ -159,7 +159,7 @@ def read_esc50_csv(path, summary):
     1
     """
     rows = []
-    with open(path, newline="", encoding="utf-8") as fin:
+    with open(path, newline="", encoding="utf-8-sig") as fin:
         reader = csv.DictReader(fin)
         missing = set(REQUIRED_COLUMNS) - set(reader.fieldnames or [])
         if missing:

@@ -51,8 +51,9 @@ def fold_datasets(hparams, manifest_path, fold):
         )
     targets = one_hot_pipeline(hparams["n_classes"])
     keys = ("id", "sig", "targets")
+    pad = bool(hparams.get("pad_clips", True))
     make = lambda data: audio_dataset(  # noqa: E731
-        data, hparams["sample_rate"], hparams["clip_duration"], [targets], keys
+        data, hparams["sample_rate"], hparams["clip_duration"], [targets], keys, pad=pad
     )
     return make(train), make(test)
 

@@ -126,7 +126,15 @@ def prepare_fsd50k(data_folder, save_folder, num_workers=1, skip_prep=False):
     }
     outputs["labels"] = os.path.join(save_folder, LABELS_FILE)
     outputs["summary"] = os.path.join(save_folder, SUMMARY_FILE)
-    options = {"version": PREPARE_VERSION, "data_folder": os.path.abspath(data_folder)}
+    options = {
+        "version": PREPARE_VERSION,
+        "data_folder": os.path.abspath(data_folder),
+        # A re-extracted or edited ground truth invalidates the manifests.
+        "csv_stamps": {
+            name: [os.path.getsize(path), os.path.getmtime(path)]
+            for name, path in sorted(csvs.items())
+        },
+    }
     options_file = os.path.join(save_folder, OPTIONS_FILE)
     if is_prepared(options_file, options, list(outputs.values())):
         logger.info("FSD50K manifests in %s are up to date, skipping", save_folder)
@@ -147,7 +155,18 @@ def prepare_fsd50k(data_folder, save_folder, num_workers=1, skip_prep=False):
         summary.add_written(name, len(manifests[name]))
     write_json_atomic(vocabulary, outputs["labels"])
     summary.save(outputs["summary"])
-    mark_prepared(options_file, options)
+    absent = sum(
+        summary.skipped[SKIP_REASONS[r]] for r in ("missing", "unreadable", "empty")
+    )
+    if absent:  # the complete dataset has every file: maybe still being unpacked
+        logger.warning(
+            "FSD50K: %d clips had missing or unreadable audio (see %s); the "
+            "manifests will be rebuilt on the next run",
+            absent,
+            outputs["summary"],
+        )
+    else:
+        mark_prepared(options_file, options)
     return outputs
 
 
@@ -179,7 +198,7 @@ def read_vocabulary(path):
     ['Accordion', 'Bark']
     """
     vocabulary = []
-    with open(path, newline="", encoding="utf-8") as fin:
+    with open(path, newline="", encoding="utf-8-sig") as fin:
         for line_number, fields in enumerate(csv.reader(fin), start=1):
             if not fields or not "".join(fields).strip():
                 continue
@@ -276,7 +295,7 @@ def read_ground_truth(path, audio_folder, vocabulary, summary):
     name = os.path.basename(path)
     mid_of = {entry["display_name"]: entry["mid"] for entry in vocabulary}
     rows = []
-    with open(path, newline="", encoding="utf-8") as fin:
+    with open(path, newline="", encoding="utf-8-sig") as fin:
         reader = csv.DictReader(fin)
         columns = set(reader.fieldnames or [])
         missing = {"fname", "labels"} - columns
