@@ -23,11 +23,50 @@ from speechbrain.utils.logger import get_logger
 logger = get_logger(__name__)
 
 
-def _check_probability(value, name):
-    """Raises ValueError unless ``0 <= value <= 1``."""
+def check_unit_interval(value, name):
+    """Returns ``value`` as a float; ValueError naming ``name`` unless in [0, 1].
+
+    Example
+    -------
+    >>> check_unit_interval(0.25, "prob")
+    0.25
+    >>> check_unit_interval(1.5, "prob")
+    Traceback (most recent call last):
+        ...
+    ValueError: prob must be in [0, 1], got 1.5
+    """
     if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
     return float(value)
+
+
+def draw_item_mask(batch, prob, device=None):
+    """Draws which items of a batch an augmentation transforms.
+
+    Arguments
+    ---------
+    batch : int
+        Number of items.
+    prob : float
+        Probability that an item is selected, in [0, 1]; 0 selects none and
+        1 selects all.
+    device : torch.device, optional
+        Device of the mask (its random draw uses that device's generator).
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean mask ``(batch,)``, True for the items to transform.
+
+    Example
+    -------
+    >>> draw_item_mask(4, 1.0)
+    tensor([True, True, True, True])
+    >>> draw_item_mask(3, 0.0)
+    tensor([False, False, False])
+    """
+    prob = check_unit_interval(prob, "prob")
+    return torch.rand(batch, device=device) < prob
 
 
 def _check_width(value, name):
@@ -278,7 +317,7 @@ def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
     True
     """
     alpha = _check_alpha(alpha)
-    prob = _check_probability(prob, "prob")
+    prob = check_unit_interval(prob, "prob")
     if not isinstance(wavs, torch.Tensor) or wavs.dim() != 2:
         raise ValueError("wavs must be a (B, L) tensor")
     if not isinstance(targets, torch.Tensor) or targets.dim() != 2:
@@ -300,7 +339,7 @@ def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
         samples = torch.round(lens.to(device).float() * length).long()
         samples = samples.clamp(0, length)
 
-    mixed = torch.rand(batch, device=device) < prob
+    mixed = draw_item_mask(batch, prob, device)
     partner = torch.randint(0, batch, (batch,), device=device)
     beta = torch.distributions.Beta(
         torch.tensor(alpha, device=device), torch.tensor(alpha, device=device)
@@ -340,7 +379,7 @@ class MixUp(torch.nn.Module):
     def __init__(self, alpha=10.0, prob=0.5):
         super().__init__()
         self.alpha = _check_alpha(alpha)
-        self.prob = _check_probability(prob, "prob")
+        self.prob = check_unit_interval(prob, "prob")
 
     def forward(self, wavs, lens, targets):
         """Mixes a batch in training mode; the identity otherwise.

@@ -205,6 +205,20 @@ def find_checkpoint_file(path, name="model", max_key=None):
     )
 
 
+def strip_module_prefix(state):
+    """Removes the ``module.`` prefix DataParallel/DDP put on every key.
+
+    Example
+    -------
+    >>> list(strip_module_prefix({"module.a": 1, "b": 2}))
+    ['a', 'b']
+    """
+    return {
+        k[len("module.") :] if k.startswith("module.") else k: v
+        for k, v in state.items()
+    }
+
+
 def load_state_dict_file(path):
     """Loads a state dict on CPU, removing DataParallel/DDP ``module.`` prefixes.
 
@@ -225,19 +239,20 @@ def load_state_dict_file(path):
     >>> list(load_state_dict_file(tmp))
     ['a']
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if (
-        isinstance(state, dict)
-        and "state_dict" in state
-        and isinstance(state["state_dict"], dict)
-    ):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} could not be read: {err}") from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
-    return {
-        k[len("module.") :] if k.startswith("module.") else k: v
-        for k, v in state.items()
-    }
+        raise ValueError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a state dict"
+        )
+    return strip_module_prefix(state)
 
 
 def load_pretrained(model, source, pos_mode="ssast", strict=False):
@@ -272,11 +287,7 @@ def load_pretrained(model, source, pos_mode="ssast", strict=False):
     """
     if not isinstance(source, dict):
         source = load_state_dict_file(find_checkpoint_file(source))
-    else:
-        source = {
-            k[len("module.") :] if k.startswith("module.") else k: v
-            for k, v in source.items()
-        }
+    source = strip_module_prefix(source)
     target = model.state_dict()
     report = LoadReport()
     updates = {}

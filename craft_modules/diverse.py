@@ -20,7 +20,7 @@ import os
 import torch
 from torch import nn
 
-from craft_modules.checkpoint import find_checkpoint_file
+from craft_modules.checkpoint import find_checkpoint_file, load_state_dict_file
 from craft_modules.diverse_features import STREAMS
 from craft_modules.inputs import check_waveform_batch, valid_samples
 from craft_modules.transformer import ViTEncoder
@@ -272,22 +272,10 @@ def load_stream_state(path, name):
         raise FileNotFoundError(
             f"checkpoint for stream '{name}' not found: {path} ({err})"
         ) from err
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"checkpoint for stream '{name}' could not be read: {path}: {err}"
-        ) from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(
-            f"checkpoint {path} holds a {type(state).__name__}, not a state dict"
-        )
+    state = load_state_dict_file(path)  # also drops DDP's "module." prefixes
     prefix = f"streams.{name}."
     sub = {}
     for key, value in state.items():
-        key = key[len("module.") :] if key.startswith("module.") else key
         if key.startswith(prefix):
             sub[key[len(prefix) :]] = value
     if not sub:

@@ -27,12 +27,11 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import os
-
 import torch
 import torchaudio
 from torch import nn
 
+from craft_modules.checkpoint import load_state_dict_file
 from craft_modules.inputs import check_waveform_batch
 
 
@@ -524,22 +523,7 @@ class Neuralogram(nn.Module):
             If it is not a state dict of this architecture (missing,
             unexpected or mis-shaped keys).
         """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Neuralogram checkpoint not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(
-                f"Neuralogram checkpoint {path} could not be read: {err}"
-            ) from err
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise ValueError(
-                f"Neuralogram checkpoint {path} holds a {type(state).__name__}, "
-                "not a state dict"
-            )
+        state = load_state_dict_file(path)
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as err:

@@ -138,10 +138,7 @@ def get_scene_embeddings(audio, model):
         ``(n_sounds, model.scene_embedding_size)`` float32.
     """
     audio = _check_audio(audio, model)
-    rate = model.sample_rate
-    return torch.stack(
-        [model.tagger.scene_embedding(a.cpu(), rate) for a in audio]
-    ).float()
+    return model.tagger.scene_embeddings(audio, model.sample_rate).float()
 
 
 def get_timestamp_embeddings(audio, model):
@@ -162,10 +159,7 @@ def get_timestamp_embeddings(audio, model):
         ``(n_sounds, n_timestamps)`` timestamps in milliseconds.
     """
     audio = _check_audio(audio, model)
-    rate = model.sample_rate
-    pairs = [
-        model.tagger.timestamp_embedding(a.cpu(), rate, model.hop_ms) for a in audio
-    ]
-    embeddings = torch.stack([emb for emb, _ in pairs]).float()
-    timestamps = torch.stack([ts for _, ts in pairs]).float()
-    return embeddings, timestamps
+    embeddings, timestamps = model.tagger.timestamp_embeddings(
+        audio, model.sample_rate, model.hop_ms
+    )
+    return embeddings, timestamps.expand(audio.shape[0], -1).contiguous()

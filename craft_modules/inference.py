@@ -433,31 +433,39 @@ class AudioTagger(Pretrained):
         return load_audio(path, self.sample_rate)
 
     def _prepare(self, wav, sample_rate):
-        wav = torch.as_tensor(wav).detach().to("cpu", torch.float32)
+        """One signal, 1-D or ``(channels, samples)`` (mixed down), at the model's rate."""
+        wav = torch.as_tensor(wav).detach()
         if wav.dim() == 2:  # (channels, samples) or (samples, channels)
             wav = wav.mean(dim=0 if wav.shape[0] <= wav.shape[1] else 1)
-        if wav.dim() != 1 or wav.numel() == 0:
+        if wav.dim() != 1:
+            raise ValueError(f"expected a 1-D waveform, got shape {tuple(wav.shape)}")
+        return self._prepare_batch(wav[None], sample_rate)[0]
+
+    def _prepare_batch(self, wavs, sample_rate):
+        """A ``(batch, samples)`` batch of equal-length signals, on CPU, float32, resampled."""
+        wavs = torch.as_tensor(wavs).detach().to("cpu", torch.float32)
+        if wavs.dim() != 2 or wavs.shape[-1] == 0:
             raise ValueError(
-                f"expected a non-empty 1-D waveform, got shape {tuple(wav.shape)}"
+                f"expected non-empty (batch, samples) audio, got shape {tuple(wavs.shape)}"
             )
-        if not torch.isfinite(wav).all():
+        if not torch.isfinite(wavs).all():
             raise ValueError("the waveform contains NaN or Inf samples")
         if int(sample_rate) != self.sample_rate:
-            wav = get_resampler(int(sample_rate), self.sample_rate)(wav)
-        return wav
+            wavs = get_resampler(int(sample_rate), self.sample_rate)(wavs)
+        return wavs
 
-    def windows(self, wav):
-        """Cuts a 1-D signal into model inputs.
+    def windows(self, wavs):
+        """Cuts signals into model inputs (one strided view, no copy per window).
 
         Arguments
         ---------
-        wav : torch.Tensor
-            1-D signal at the model's sample rate.
+        wavs : torch.Tensor
+            ``(samples,)`` or ``(batch, samples)`` at the model's sample rate.
 
         Returns
         -------
         torch.Tensor
-            ``(n_windows, clip_samples)``, zero-padded.
+            ``([batch,] n_windows, clip_samples)``, the last window zero-padded.
         torch.Tensor
             ``(n_windows,)`` relative lengths (real audio share of each).
         torch.Tensor
@@ -468,16 +476,12 @@ class AudioTagger(Pretrained):
         hop = int(round(hop_s * self.sample_rate)) if hop_s else size
         if hop < 1:
             raise ValueError(f"window_hop must be positive, got {hop_s}")
-        n = wav.numel()
+        n = wavs.shape[-1]
         count = 1 if n <= size else 1 + math.ceil((n - size) / hop)
+        padded = torch.nn.functional.pad(wavs, (0, (count - 1) * hop + size - n))
         starts = torch.arange(count) * hop
-        chunks = torch.zeros(count, size)
-        lens = torch.zeros(count)
-        for i, start in enumerate(starts.tolist()):
-            piece = wav[start : start + size]
-            chunks[i, : piece.numel()] = piece
-            lens[i] = piece.numel() / size
-        return chunks, lens, starts.double() / self.sample_rate
+        lens = (n - starts).clamp(max=size) / size
+        return padded.unfold(-1, size, hop), lens, starts.double() / self.sample_rate
 
     def _run(self, chunks, lens, **kwargs):
         """The model on window batches; returns the concatenated outputs."""
@@ -650,8 +654,30 @@ class AudioTagger(Pretrained):
 
     def scene_embedding(self, wav, sample_rate):
         """One vector for a waveform of any length (window embeddings, weighted mean)."""
-        emb, _, lens = self.window_embeddings(wav, sample_rate)
-        return (emb * (lens / lens.sum())[:, None]).sum(dim=0)
+        return self.scene_embeddings(
+            self._prepare(wav, sample_rate)[None], self.sample_rate
+        )[0]
+
+    def scene_embeddings(self, wavs, sample_rate):
+        """One vector per signal of an equal-length ``(batch, samples)`` batch.
+
+        Every window of every signal goes through the model in the same
+        window batches; a signal's vector is the mean of its windows'
+        pooled embeddings weighted by their real-audio share.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, dim)`` float32.
+        """
+        wavs = self._prepare_batch(wavs, sample_rate)
+        chunks, lens, _ = self.windows(wavs)
+        batch, count = chunks.shape[:2]
+        emb = self._run(
+            chunks.reshape(batch * count, -1), lens.repeat(batch), output="embedding"
+        )
+        weights = (lens / lens.sum())[None, :, None]
+        return (emb.reshape(batch, count, -1) * weights).sum(dim=1)
 
     def _model_time_embeddings(self, chunks, lens):
         """Per-window time embeddings and their centres (s), or window-level ones."""
@@ -672,51 +698,74 @@ class AudioTagger(Pretrained):
         return torch.cat(outputs), centres.double().cpu()
 
     def timestamp_embedding(self, wav, sample_rate, hop_ms=50.0):
-        """Embeddings on a regular time grid for a waveform of any length.
-
-        Arguments
-        ---------
-        wav : torch.Tensor
-            1-D signal.
-        sample_rate : int
-            Its sample rate.
-        hop_ms : float
-            Grid step in milliseconds.
+        """Embeddings on a regular time grid for one waveform of any length.
 
         Returns
         -------
         torch.Tensor
             ``(n_timestamps, dim)`` float32.
         torch.Tensor
-            ``(n_timestamps,)`` timestamps in milliseconds: ``0, hop, ...``
-            up to the last one before the end of the audio.
+            ``(n_timestamps,)`` timestamps in milliseconds.
+        """
+        wav = self._prepare(wav, sample_rate)
+        emb, grid_ms = self.timestamp_embeddings(wav[None], self.sample_rate, hop_ms)
+        return emb[0], grid_ms
+
+    def timestamp_embeddings(self, wavs, sample_rate, hop_ms=50.0):
+        """Embeddings on a regular time grid for an equal-length batch.
+
+        The model's own time steps (:meth:`CraftClassifier.time_embeddings`,
+        or one per window for models without it) are placed at their centre
+        times, those centred on padding are dropped, and the rest are
+        linearly interpolated to ``0, hop, 2 hop, ...`` up to the last grid
+        point before the end of the audio.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)``.
+        sample_rate : int
+            Their sample rate.
+        hop_ms : float
+            Grid step in milliseconds.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_timestamps, dim)`` float32.
+        torch.Tensor
+            ``(n_timestamps,)`` timestamps in milliseconds (the same for
+            every signal of the batch).
         """
         if not hop_ms > 0:
             raise ValueError(f"hop_ms must be positive, got {hop_ms}")
-        wav = self._prepare(wav, sample_rate)
-        duration = wav.numel() / self.sample_rate
-        chunks, lens, starts = self.windows(wav)
-        emb, centres = self._model_time_embeddings(chunks, lens)
+        wavs = self._prepare_batch(wavs, sample_rate)
+        batch = wavs.shape[0]
+        duration = wavs.shape[-1] / self.sample_rate
+        chunks, lens, starts = self.windows(wavs)
+        count = chunks.shape[1]
+        emb, centres = self._model_time_embeddings(
+            chunks.reshape(batch * count, -1), lens.repeat(batch)
+        )
+        emb = emb.reshape(batch, count * emb.shape[1], emb.shape[-1])
         # Keep the columns centred on real audio of their window (the model's
         # input may be longer than the clip: SSAST pads 998 frames to 1024).
         real = centres[None, :] < (lens.double() * self.hparams.clip_duration)[:, None]
         times = (starts[:, None] + centres[None, :]).reshape(-1)
-        emb = emb.reshape(-1, emb.shape[-1])
         valid = real.reshape(-1) & (times < duration)
         valid[0] = True  # at least one column, even for very short audio
-        times, emb = times[valid], emb[valid]
-        order = torch.argsort(times, stable=True)
-        times, emb = times[order], emb[order]
+        order = torch.argsort(times[valid], stable=True)
+        times, emb = times[valid][order], emb[:, valid][:, order]
         n_steps = max(1, math.ceil(duration * 1000.0 / hop_ms - 1e-9))
         grid_ms = torch.arange(n_steps, dtype=torch.float64) * hop_ms
         return _interpolate(times * 1000.0, emb, grid_ms).float(), grid_ms.float()
 
 
 def _interpolate(times, values, grid):
-    """Piecewise-linear interpolation of ``values`` (at ``times``) on ``grid``, clamped."""
+    """Piecewise-linear interpolation of ``values[..., k, :]`` (at ``times``) on ``grid``, clamped."""
     if times.numel() == 1:
-        return values.expand(grid.numel(), -1).double()
+        return values[..., :1, :].expand(*values.shape[:-2], grid.numel(), -1).double()
     idx = torch.searchsorted(times, grid).clamp(1, times.numel() - 1)
     t0, t1 = times[idx - 1], times[idx]
     w = ((grid - t0) / (t1 - t0).clamp_min(1e-9)).clamp(0.0, 1.0)[:, None]
-    return values[idx - 1].double() * (1 - w) + values[idx].double() * w
+    return values[..., idx - 1, :].double() * (1 - w) + values[..., idx, :].double() * w

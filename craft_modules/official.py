@@ -54,6 +54,7 @@ from craft_modules.checkpoint import (
     load_pretrained,
     load_state_dict_file,
     resize_pos_embed,
+    strip_module_prefix,
 )
 
 logger = get_logger(__name__)
@@ -223,10 +224,7 @@ def load_official(model, source, source_grid=None, pos_mode="ssast"):
     """
     if not isinstance(source, dict):
         source = load_state_dict_file(str(source))
-    state = {
-        k[len("module.") :] if k.startswith("module.") else k: v
-        for k, v in source.items()
-    }
+    state = strip_module_prefix(source)
     target = model.state_dict()
     unknown, no_place, mapped, report = [], [], {}, LoadReport()
     for key, value in state.items():

@@ -165,6 +165,37 @@ def load_hparams(hparams_file, overrides, extra=None):
         return load_hyperpyyaml(fin, merge_overrides(overrides, extra))
 
 
+def start_experiment(hparams_file, overrides, folder_key="output_folder"):
+    """Loads the hyperparameters and creates the experiment folder.
+
+    The folder receives SpeechBrain's ``hyperparams.yaml`` (with the
+    overrides applied: what the inference API rebuilds the model from),
+    ``log.txt`` and a copy of the recipe script.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML file.
+    overrides : str or dict
+        Overrides (command line plus script-set keys, see
+        :func:`merge_overrides`).
+    folder_key : str
+        The hparams key naming the experiment folder.
+
+    Returns
+    -------
+    dict
+        The loaded hyperparameters.
+    """
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams[folder_key],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams
+
+
 def world_size():
     """Number of DDP processes (1 without DDP)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -21,8 +21,8 @@ from craft_modules.recipe import (
 )
 
 
-def multilabel_datasets(hparams, label_file, manifests):
-    """Datasets yielding ``id``, ``sig`` and multi-hot ``targets``.
+def labelled_datasets(hparams, manifests, target_item):
+    """Datasets yielding ``id``, ``sig`` and ``targets``.
 
     Clips are cut to ``clip_duration`` seconds; sets other than ``train`` to
     ``eval_clip_duration`` when the YAML has one (e.g. whole FSD50K clips
@@ -34,17 +34,17 @@ def multilabel_datasets(hparams, label_file, manifests):
     hparams : dict
         Needs ``sample_rate`` and ``clip_duration``; optional
         ``eval_clip_duration`` and ``pad_clips``.
-    label_file : str
-        The labels.json of the preparation.
     manifests : dict
         Name -> manifest path or dict.
+    target_item : DynamicItem
+        Provides ``targets`` (e.g. :func:`craft_modules.dataio.multi_hot_pipeline`
+        or :func:`craft_modules.recipe.one_hot_pipeline`).
 
     Returns
     -------
     dict
         Name -> DynamicItemDataset.
     """
-    targets = multi_hot_pipeline(label_file)
     keys = ("id", "sig", "targets")
     pad = bool(hparams.get("pad_clips", True))
     datasets = {}
@@ -53,9 +53,14 @@ def multilabel_datasets(hparams, label_file, manifests):
         if name != "train" and hparams.get("eval_clip_duration"):
             duration = hparams["eval_clip_duration"]
         datasets[name] = audio_dataset(
-            manifest, hparams["sample_rate"], duration, [targets], keys, pad=pad
+            manifest, hparams["sample_rate"], duration, [target_item], keys, pad=pad
         )
     return datasets
+
+
+def multilabel_datasets(hparams, label_file, manifests):
+    """:func:`labelled_datasets` with multi-hot targets from ``label_file``."""
+    return labelled_datasets(hparams, manifests, multi_hot_pipeline(label_file))
 
 
 def fit_classifier(hparams, run_opts, train_set, valid_set, train_options=None):

@@ -24,7 +24,8 @@ controls them) and keeps the shape, dtype and device of its input:
 active in training and evaluation mode alike: the caller decides when to
 augment (CLAR augments both views of every training batch). Each module's
 ``prob`` is the probability that an item of the batch is transformed; the
-items it selects are drawn with :func:`draw_item_mask`.
+items it selects are drawn with
+:func:`craft_modules.augment.draw_item_mask`.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -33,40 +34,12 @@ Authors
 import math
 
 import torch
+import torchaudio
 
-from craft_modules.augment import _check_probability
+from craft_modules.augment import check_unit_interval, draw_item_mask
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential", "quarter_sine", "half_sine")
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
-
-
-def draw_item_mask(batch, prob, device=None):
-    """Draws which items of a batch an augmentation transforms.
-
-    Arguments
-    ---------
-    batch : int
-        Number of items.
-    prob : float
-        Probability that an item is selected, in [0, 1]; 0 selects none and
-        1 selects all.
-    device : torch.device, optional
-        Device of the mask (its random draw uses that device's generator).
-
-    Returns
-    -------
-    torch.Tensor
-        Boolean mask ``(batch,)``, True for the items to transform.
-
-    Example
-    -------
-    >>> draw_item_mask(4, 1.0)
-    tensor([True, True, True, True])
-    >>> draw_item_mask(3, 0.0)
-    tensor([False, False, False])
-    """
-    prob = _check_probability(prob, "prob")
-    return torch.rand(batch, device=device) < prob
 
 
 def _check_wavs(wavs):
@@ -84,13 +57,6 @@ def _check_range(low, high, low_name, high_name):
     if not low <= high:
         raise ValueError(f"{low_name} ({low}) must not exceed {high_name} ({high})")
     return low, high
-
-
-def _check_fraction(value, name):
-    """Raises ValueError unless ``0 <= value <= 1``."""
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return float(value)
 
 
 def _uniform(low, high, size, device):
@@ -113,7 +79,7 @@ class _ItemwiseAugmentation(torch.nn.Module):
 
     def __init__(self, prob=0.5):
         super().__init__()
-        self.prob = _check_probability(prob, "prob")
+        self.prob = check_unit_interval(prob, "prob")
 
     def forward(self, wavs):
         """Transforms a random subset of the batch.
@@ -525,7 +491,7 @@ class Fade(_ItemwiseAugmentation):
         prob=0.5,
     ):
         super().__init__(prob)
-        self.max_fraction = _check_fraction(max_fraction, "max_fraction")
+        self.max_fraction = check_unit_interval(max_fraction, "max_fraction")
         if isinstance(shapes, str):
             shapes = (shapes,)
         shapes = tuple(shapes)
@@ -581,14 +547,11 @@ class Fade(_ItemwiseAugmentation):
 def _scale_to_snr(wavs, noise, snr_db):
     """Adds ``noise`` scaled so that each row's SNR is ``snr_db`` (in dB).
 
-    The SNR is the ratio of the mean power of the clip (over all its samples)
-    to that of the scaled noise, using the power of the drawn noise itself so
-    that the ratio is exact. A silent clip stays silent.
+    torchaudio's ``add_noise``: the ratio of the clip's energy (over all its
+    samples) to the scaled noise's, using the drawn noise itself so that the
+    ratio is exact; a silent clip stays silent.
     """
-    signal_power = wavs.pow(2).mean(dim=-1, keepdim=True)
-    noise_power = noise.pow(2).mean(dim=-1, keepdim=True).clamp(min=1e-20)
-    target = signal_power / 10.0 ** (snr_db[:, None] / 10.0)
-    return wavs + noise * torch.sqrt(target / noise_power)
+    return torchaudio.functional.add_noise(wavs, noise, snr_db)
 
 
 class WhiteNoise(_ItemwiseAugmentation):
@@ -792,7 +755,7 @@ class TimeMask(_ItemwiseAugmentation):
 
     def __init__(self, fraction=1 / 8, prob=0.5, noise_std=0.0):
         super().__init__(prob)
-        self.fraction = _check_fraction(fraction, "fraction")
+        self.fraction = check_unit_interval(fraction, "fraction")
         if not float(noise_std) >= 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         self.noise_std = float(noise_std)

@@ -322,3 +322,18 @@ def test_craft_embed_refuses_files_that_would_overwrite_each_other(esc50_run, tm
     )
     assert proc.returncode == 2 and "dog" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_batched_embeddings_equal_one_signal_at_a_time(tagger):
+    """HEAR batches go through the model together; each row must be its own signal's."""
+    wavs = torch.randn(3, 40000) * 0.1
+    emb, ts = tagger.timestamp_embeddings(wavs, 16000)
+    scenes = tagger.scene_embeddings(wavs, 16000)
+    for i in range(3):
+        alone, alone_ts = tagger.timestamp_embedding(wavs[i], 16000)
+        assert torch.equal(ts, alone_ts)
+        assert torch.allclose(emb[i], alone, atol=1e-5)
+        assert torch.allclose(
+            scenes[i], tagger.scene_embedding(wavs[i], 16000), atol=1e-5
+        )
+    assert not torch.allclose(emb[0], emb[1])

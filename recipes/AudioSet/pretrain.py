@@ -22,7 +22,6 @@ import math
 import os
 import sys
 
-import speechbrain as sb
 from audioset_prepare import prepare_for_recipe, prepare_unlabeled_folder
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
@@ -33,9 +32,9 @@ from craft_modules.recipe import (
     audio_dataset,
     eval_loader_options,
     finish,
-    load_hparams,
     parse_recipe_arguments,
     per_process_batch_size,
+    start_experiment,
     train_loader_options,
     write_results,
 )
@@ -102,12 +101,7 @@ def validation_interval_sampler(hparams, n_train):
 def main():
     """Prepares the data, pretrains, and writes the final validation losses."""
     hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
-    hparams = load_hparams(hparams_file, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams = start_experiment(hparams_file, overrides)
     train, valid = prepare_manifests(hparams)
     keys = ("id", "sig")
     train_set = audio_dataset(

@@ -27,8 +27,8 @@ from speechbrain.utils.logger import get_logger
 
 from craft_modules.recipe import (
     finish,
-    load_hparams,
     parse_recipe_arguments,
+    start_experiment,
     train_loader_options,
     write_results,
 )
@@ -47,12 +47,7 @@ logger = get_logger(__name__)
 def main():
     """Prepares AudioSet, fine-tunes, evaluates and writes results.json."""
     hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
-    hparams = load_hparams(hparams_file, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams = start_experiment(hparams_file, overrides)
     outputs = prepare_for_recipe(hparams)
     checked_labels(hparams, outputs["labels"])
     with open(outputs["train_manifest"], encoding="utf-8") as fin:

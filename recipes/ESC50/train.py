@@ -28,15 +28,20 @@ from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.metrics import save_confusion_matrix
 from craft_modules.recipe import (
-    audio_dataset,
     finish,
     load_hparams,
     merge_overrides,
     one_hot_pipeline,
     parse_recipe_arguments,
+    start_experiment,
     write_results,
 )
-from craft_modules.training import checked_labels, describe_model, fit_classifier
+from craft_modules.training import (
+    checked_labels,
+    describe_model,
+    fit_classifier,
+    labelled_datasets,
+)
 
 
 def fold_datasets(hparams, manifest_path, fold):
@@ -49,24 +54,16 @@ def fold_datasets(hparams, manifest_path, fold):
         raise ValueError(
             f"fold {fold} leaves an empty training or evaluation set in {manifest_path}"
         )
-    targets = one_hot_pipeline(hparams["n_classes"])
-    keys = ("id", "sig", "targets")
-    pad = bool(hparams.get("pad_clips", True))
-    make = lambda data: audio_dataset(  # noqa: E731
-        data, hparams["sample_rate"], hparams["clip_duration"], [targets], keys, pad=pad
+    datasets = labelled_datasets(
+        hparams, {"train": train, "test": test}, one_hot_pipeline(hparams["n_classes"])
     )
-    return make(train), make(test)
+    return datasets["train"], datasets["test"]
 
 
 def run_fold(hparams_file, run_opts, overrides, fold, prepared):
     """Fine-tunes on every fold but ``fold`` and evaluates on ``fold`` each epoch."""
-    overrides = merge_overrides(overrides, {"fold": fold})
-    hparams = load_hparams(hparams_file, overrides)
-    sb.create_experiment_directory(  # its hyperparams.yaml records the fold
-        experiment_directory=hparams["experiment_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    overrides = merge_overrides(overrides, {"fold": fold})  # saved with the run
+    hparams = start_experiment(hparams_file, overrides, "experiment_folder")
     train_set, test_set = fold_datasets(hparams, prepared["manifest"], fold)
     brain = fit_classifier(hparams, run_opts, train_set, test_set)
     return brain.load_history(), describe_model(hparams["model"])

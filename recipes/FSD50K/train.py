@@ -29,8 +29,8 @@ from fsd50k_prepare import prepare_for_recipe
 
 from craft_modules.recipe import (
     finish,
-    load_hparams,
     parse_recipe_arguments,
+    start_experiment,
     write_results,
 )
 from craft_modules.training import (
@@ -45,12 +45,7 @@ from craft_modules.training import (
 def main():
     """Prepares FSD50K, trains, evaluates on the eval set and writes results.json."""
     hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
-    hparams = load_hparams(hparams_file, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams = start_experiment(hparams_file, overrides)
     outputs = prepare_for_recipe(hparams)
     checked_labels(hparams, outputs["labels"])
     datasets = multilabel_datasets(
