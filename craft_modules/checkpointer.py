@@ -18,7 +18,7 @@ import pathlib
 import shutil
 
 from speechbrain.utils.checkpoints import METAFNAME, Checkpointer
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
@@ -55,6 +55,11 @@ class AtomicCheckpointer(Checkpointer):
         pending, self._pending = self._pending, None
         if pending is not None and pending[0].exists():
             os.replace(pending[0], pending[1])
+        # Under DDP every process must see the published checkpoint before any
+        # of them lists checkpoints: SpeechBrain's delete_checkpoints runs one
+        # collective per deletion it finds, so two listings that differ (one
+        # made before the rename above) leave the processes deadlocked.
+        ddp_barrier()
         return checkpoint
 
     def recover_if_possible(self, *args, **kwargs):
