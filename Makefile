@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch and torchaudio must be a matched pair (see README).
+# torch and torchaudio must be a matched pair (see README). TORCH_INDEX: a
+# PyTorch wheel index for older GPU drivers, e.g. https://download.pytorch.org/whl/cu126
 TORCH_PINS := torch==2.11.0 torchaudio==2.11.0
+TORCH_INDEX ?=
 
 .PHONY: install test lint demo bench clean
 
@@ -13,7 +15,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -c "import torch, torchaudio, speechbrain; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__, 'speechbrain', speechbrain.__version__)"
 	touch $(STAMP)

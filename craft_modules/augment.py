@@ -341,8 +341,10 @@ def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
 
     mixed = draw_item_mask(batch, prob, device)
     partner = torch.randint(0, batch, (batch,), device=device)
-    beta = torch.distributions.Beta(
-        torch.tensor(alpha, device=device), torch.tensor(alpha, device=device)
+    beta = torch.distributions.Beta(  # unvalidated: validation reads on the host
+        torch.tensor(alpha, device=device),
+        torch.tensor(alpha, device=device),
+        validate_args=False,
     )
     lam = torch.where(
         mixed, beta.sample((batch,)), torch.ones(batch, device=device)

@@ -23,24 +23,69 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import dataclasses
 import json
 import os
 from types import SimpleNamespace
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.dataio.sampler import ReproducibleRandomSampler
+from speechbrain.utils.distributed import if_main_process, infer_device
 from speechbrain.utils.logger import get_logger
+from speechbrain.utils.run_opts import RunOptions
 
+from craft_modules import distributed
 from craft_modules.augment import mixup
+from craft_modules.compile import compile_in_place
 from craft_modules.dataio import write_json_atomic
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
+from craft_modules.precision import float32_losses, resolve_precision
+from craft_modules.sampling import ShareBatchSampler
 
 logger = get_logger(__name__)
 
 
 def _distributed():
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+    return distributed.is_distributed()
+
+
+def run_option(run_opts, hparams, key, default=None):
+    """A SpeechBrain run option with its priority: command line > YAML > default.
+
+    Arguments
+    ---------
+    run_opts : RunOptions or dict or None
+        From ``sb.parse_arguments`` (only the keys given on the command line
+        count as set).
+    hparams : dict or None
+        The loaded YAML.
+    key : str
+        The option, e.g. ``precision`` or ``grad_accumulation_factor``.
+    default : object
+        The value when neither sets it.
+
+    Returns
+    -------
+    object
+        The option's value.
+
+    Example
+    -------
+    >>> from speechbrain.utils.run_opts import RunOptions
+    >>> run_option(RunOptions(), {"precision": "auto"}, "precision", "fp32")
+    'auto'
+    >>> run_option({"precision": "bf16"}, {"precision": "auto"}, "precision")
+    'bf16'
+    """
+    if isinstance(run_opts, dict):
+        if key in run_opts:
+            return run_opts[key]
+    elif run_opts is not None and key in run_opts.overridden_args:
+        return run_opts[key]
+    if hparams is not None and key in hparams:
+        return hparams[key]
+    return default
 
 
 class _SilentBatch(SimpleNamespace):
@@ -55,7 +100,83 @@ class _SilentBatch(SimpleNamespace):
 
 
 class CraftBrain(sb.Brain):
-    """Common behaviour: skipping empty batches, reading the waveform batch."""
+    """Common behaviour of the project's Brains.
+
+    * **Precision**: ``precision: auto`` (every recipe's default) becomes bf16
+      on CUDA devices that support it and fp32 elsewhere, for training and,
+      unless ``eval_precision`` is set, evaluation
+      (:func:`craft_modules.precision.resolve_precision`).
+    * **The batch convention**: ``batch_size`` is the global batch of one
+      optimizer step. The training loader yields this process's share of each
+      global batch (:class:`craft_modules.sampling.ShareBatchSampler`) and each
+      share's loss is weighted (:func:`craft_modules.distributed.share_weight`)
+      so the gradient DDP averages is the global-batch mean.
+    * **No host-device sync in a training step**: the step returns the loss
+      on the device; running averages are accumulated there and read at
+      stage end, and the non-finite-loss check is read every
+      ``progress_every`` steps (default 100) with the progress bar's loss.
+    * Batches whose clips all failed to load are skipped (DDP-safe), and the
+      skipped clips of every process are counted in the training statistics.
+    """
+
+    def __init__(
+        self,
+        modules=None,
+        opt_class=None,
+        hparams=None,
+        run_opts=None,
+        checkpointer=None,
+    ):
+        if isinstance(run_opts, dict):
+            run_opts = RunOptions.from_dictionary(run_opts)
+        run_opts = run_opts or RunOptions()
+        device = run_option(run_opts, hparams, "device") or infer_device()
+        precision = resolve_precision(
+            run_option(run_opts, hparams, "precision", "fp32"), device
+        )
+        eval_precision = run_option(run_opts, hparams, "eval_precision")
+        eval_precision = (
+            precision
+            if eval_precision is None
+            else resolve_precision(eval_precision, device)
+        )
+        run_opts = dataclasses.replace(
+            run_opts,
+            precision=precision,
+            eval_precision=eval_precision,
+            overridden_args=set(run_opts.overridden_args)
+            | {"precision", "eval_precision"},
+        )
+        super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
+        self._share_scale = 1.0
+        self._train_collate = None
+        self._loss_sum = None
+        self._loss_count = 0
+        self._nonfinite = None
+        self._shown_loss = 0.0
+        self._zero_weight = False
+
+    def _compile(self):
+        """``compile: True`` compiles each model's encoder in place (eager by default).
+
+        SpeechBrain's own ``--compile`` would compile whole modules, features
+        and masking included; the project compiles what dominates the step,
+        the transformer encoder (``model.compile_targets()``), keeping the
+        checkpoints' parameter names. Where compiling fails at the first
+        call, the model falls back to eager with one warning
+        (:func:`craft_modules.compile.compile_in_place`).
+        """
+        if not self.compile:
+            return
+        for name, module in self.modules.items():
+            targets = getattr(module, "compile_targets", None)
+            if targets is None:
+                logger.warning(
+                    "Module %s has no encoder to compile; it stays eager", name
+                )
+                continue
+            for target in targets():
+                compile_in_place(target, mode=self.compile_mode)
 
     def _wrap_distributed(self):
         """SpeechBrain's DDP wrapping, without SyncBatchNorm on CPU.
@@ -74,17 +195,45 @@ class CraftBrain(sb.Brain):
                 )
 
     def _train_loader_specifics(self, dataset, loader_kwargs):
-        """Makes a recipe's own sampler see its epoch in single-process runs.
+        """Turns ``batch_size`` (global) into this process's shares of each global batch.
 
-        SpeechBrain 1.1.2 calls ``set_epoch`` only on the samplers it creates
-        (``shuffle=True``) or wraps (DDP); a sampler given in the loader
-        options of a single-process run (balanced sampling, SSAST's
-        ``epoch_iter`` intervals) would repeat its first epoch forever.
+        The recipe's index sampler (``sampler``: balanced sampling, SSAST's
+        ``epoch_iter`` intervals; else a seeded shuffle when ``shuffle``, or
+        the dataset order) gives the same stream on every process;
+        :class:`ShareBatchSampler` cuts it into global batches of
+        ``batch_size`` and keeps this process's shares. SpeechBrain's own
+        distributed sampler wrapping is not used: it would split the clips,
+        not the batches, and give ranks unequal batch counts.
         """
-        loader_kwargs = super()._train_loader_specifics(dataset, loader_kwargs)
-        sampler = loader_kwargs.get("sampler")
-        if self.train_sampler is None and hasattr(sampler, "set_epoch"):
-            self.train_sampler = sampler
+        loader_kwargs = dict(loader_kwargs)
+        self._train_collate = loader_kwargs.get("collate_fn")
+        if "batch_sampler" in loader_kwargs:
+            sampler = loader_kwargs["batch_sampler"]
+        else:
+            global_batch = int(loader_kwargs.pop("batch_size", 1))
+            index_sampler = loader_kwargs.pop("sampler", None)
+            shuffle = loader_kwargs.pop("shuffle", False)
+            if index_sampler is None:
+                if shuffle:
+                    seed = int(os.environ.get("SB_GLOBAL_SEED", 563375142))
+                    index_sampler = ReproducibleRandomSampler(dataset, seed=seed)
+                else:
+                    index_sampler = range(len(dataset))
+            sampler = ShareBatchSampler(
+                index_sampler,
+                global_batch,
+                world_size=distributed.world_size(),
+                rank=distributed.rank(),
+                accumulation=self.grad_accumulation_factor,
+                drop_last=loader_kwargs.pop("drop_last", False),
+            )
+            loader_kwargs["batch_sampler"] = sampler
+        if isinstance(sampler, ShareBatchSampler):
+            self._share_scale = (
+                sampler.world_size * sampler.accumulation / sampler.batch_size
+            )
+            distributed.set_gather_rows(sampler.max_share)
+        self.train_sampler = sampler
         return loader_kwargs
 
     def _silent_batch(self):
@@ -101,17 +250,87 @@ class CraftBrain(sb.Brain):
         )
 
     def fit_batch(self, batch):
-        """Trains on ``batch``; a ``None`` batch is skipped (DDP-safe)."""
+        """Trains on ``batch`` without a host-device sync; a ``None`` batch is skipped.
+
+        SpeechBrain's step, less its two host reads: the loss stays on the
+        device (its finiteness is counted there, see :meth:`update_average`).
+        """
         if batch is None:
             logger.warning("Skipping a training batch whose clips all failed to load")
             if not _distributed():
-                return torch.tensor(0.0)
+                return None
             self._zero_weight = True
             batch = self._silent_batch()
         try:
-            return super().fit_batch(batch)
+            should_step = (self.step % self.grad_accumulation_factor) == 0
+            self.on_fit_batch_start(batch, should_step)
+            with self.no_sync(not should_step):
+                with self.training_ctx:
+                    outputs = self.compute_forward(batch, sb.Stage.TRAIN)
+                    loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+                self.scaler.scale(loss / self.grad_accumulation_factor).backward()
+            if should_step:
+                self.optimizers_step()
+            self.on_fit_batch_end(batch, outputs, loss, should_step)
+            return None if self._zero_weight else loss.detach()
         finally:
             self._zero_weight = False
+
+    def update_average(self, loss, avg_loss):
+        """Accumulates the training loss on the device; returns the shown average.
+
+        The value shown by the progress bar is read from the device every
+        ``progress_every`` steps (hparams, default 100), together with the
+        count of non-finite losses (SpeechBrain's ``nonfinite_patience``);
+        :meth:`stage_loss` gives the exact stage average.
+        """
+        if self.step <= 1:
+            self._loss_sum, self._loss_count, self._nonfinite = None, 0, None
+        if loss is None:
+            return self._shown_loss
+        if not isinstance(loss, torch.Tensor):
+            loss = torch.tensor(float(loss))
+        finite = torch.isfinite(loss)
+        value = torch.where(finite, loss, torch.zeros_like(loss)).float()
+        if self._loss_sum is None:
+            self._loss_sum, self._nonfinite = value, (~finite).long()
+        else:
+            self._loss_sum = self._loss_sum + value
+            self._nonfinite = self._nonfinite + (~finite).long()
+        self._loss_count += 1
+        hparams = getattr(self, "hparams", None)
+        every = int(getattr(hparams, "progress_every", 100) or 0)
+        if every > 0 and self.step % every == 0:
+            if self.modules.training:
+                self._check_nonfinite()
+            self._shown_loss = self.stage_loss()
+        return self._shown_loss
+
+    def _check_nonfinite(self):
+        if self._nonfinite is None:
+            return
+        count = int(self._nonfinite)
+        if count > self.nonfinite_patience:
+            raise ValueError(
+                f"{count} training losses of this stage were not finite (more than "
+                f"nonfinite_patience={self.nonfinite_patience}); to debug, wrap fit() "
+                "in torch.autograd.detect_anomaly()"
+            )
+        if count:
+            logger.warning("%d non-finite training losses so far this stage", count)
+
+    def stage_loss(self):
+        """The average loss of the current stage so far (one host read)."""
+        if not self._loss_count:
+            return 0.0
+        return float(self._loss_sum) / self._loss_count
+
+    def skipped_clips(self):
+        """Training clips dropped as unreadable so far, summed over all processes."""
+        collate = self._train_collate
+        count = getattr(collate, "n_skipped", 0) if collate is not None else 0
+        total = distributed.all_reduce_sum(torch.tensor([float(count)]))
+        return int(total.item())
 
     def evaluate_batch(self, batch, stage):
         """Evaluates ``batch``; a ``None`` batch is skipped."""
@@ -133,8 +352,18 @@ class CraftBrain(sb.Brain):
             return model.module
         return model
 
-    def _loss_weight(self):
-        return 0.0 if getattr(self, "_zero_weight", False) else 1.0
+    def _loss_weight(self, batch, stage):
+        """The factor of a batch's mean loss: its share of the global batch.
+
+        ``n_local * world * accumulation / batch_size`` in training (1 for
+        equal shares; see :func:`craft_modules.distributed.share_weight`), 0 for a
+        stand-in silent batch, 1 outside training.
+        """
+        if getattr(self, "_zero_weight", False):
+            return 0.0
+        if stage != sb.Stage.TRAIN:
+            return 1.0
+        return batch.sig[0].shape[0] * self._share_scale
 
 
 class PretrainBrain(CraftBrain):
@@ -154,12 +383,16 @@ class PretrainBrain(CraftBrain):
         return self.model_for(stage)(wavs, lens)
 
     def compute_objectives(self, predictions, batch, stage):
-        """Accumulates every named loss and returns the total."""
+        """Accumulates every named loss (on the device) and returns the weighted total."""
         size = batch.sig[0].shape[0]
-        for key, value in predictions.items():
-            total, count = self.running.get(key, (0.0, 0))
-            self.running[key] = (total + float(value.detach()) * size, count + size)
-        return predictions["loss"] * self._loss_weight()
+        if not getattr(self, "_zero_weight", False):
+            for key, value in predictions.items():
+                total, count = self.running.get(key, (0.0, 0))
+                self.running[key] = (
+                    total + value.detach().float() * size,
+                    count + size,
+                )
+        return predictions["loss"] * self._loss_weight(batch, stage)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the running averages."""
@@ -171,19 +404,22 @@ class PretrainBrain(CraftBrain):
             self.hparams.lr_scheduler.on_step(self.optimizer, self.optimizer_step + 1)
 
     def _stage_stats(self):
+        """Averages of the stage's named losses over every process (one read)."""
         keys = sorted(self.running)
-        sums = torch.tensor(
-            [[self.running[k][0], self.running[k][1]] for k in keys],
-            dtype=torch.float64,
+        if not keys:
+            return {}
+        sums = torch.stack(
+            [torch.as_tensor(self.running[k][0], dtype=torch.float64) for k in keys]
         )
-        if _distributed():
-            torch.distributed.all_reduce(sums)
-        return {k: float(s / max(c, 1)) for k, (s, c) in zip(keys, sums.tolist())}
+        counts = torch.tensor([self.running[k][1] for k in keys], dtype=torch.float64)
+        totals = distributed.all_reduce_sum(torch.stack([sums.cpu(), counts]))
+        return {k: float(s / max(c, 1)) for k, s, c in zip(keys, *totals.tolist())}
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the stage, steps the plateau schedule and saves a checkpoint."""
         stats = self._stage_stats()
         if stage == sb.Stage.TRAIN:
+            stats["skipped_clips"] = self.skipped_clips()
             self.train_stats = stats
             return
         if stage == sb.Stage.VALID:
@@ -241,13 +477,17 @@ class ClassifierBrain(CraftBrain):
     def compute_objectives(self, predictions, batch, stage):
         """BCE or CE loss; collects scores outside training."""
         logits, targets = predictions
-        if self.hparams.loss == "bce":
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-        else:
-            loss = torch.nn.functional.cross_entropy(logits, targets.argmax(dim=-1))
+        with float32_losses():
+            logits, targets = logits.float(), targets.float()
+            if self.hparams.loss == "bce":
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, targets
+                )
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, targets.argmax(dim=-1))
         if stage != sb.Stage.TRAIN:
-            self.collector.append(batch.id, torch.sigmoid(logits.float()), targets)
-        return loss * self._loss_weight()
+            self.collector.append(batch.id, torch.sigmoid(logits), targets)
+        return loss * self._loss_weight(batch, stage)
 
     def on_stage_start(self, stage, epoch=None):
         """Sets the epoch's learning rate; resets the prediction collector."""
@@ -268,10 +508,13 @@ class ClassifierBrain(CraftBrain):
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs metrics, updates the weight average, saves checkpoints and history."""
         if stage == sb.Stage.TRAIN:
-            self.train_stats = {"loss": float(stage_loss)}
+            self.train_stats = {
+                "loss": self.stage_loss(),
+                "skipped_clips": self.skipped_clips(),
+            }
             return
         metrics, predictions = self.compute_metrics()
-        metrics["loss"] = float(stage_loss)
+        metrics["loss"] = self.stage_loss()
         key = self.hparams.metric
         if stage == sb.Stage.VALID:
             averager = getattr(self.hparams, "weight_averager", None)

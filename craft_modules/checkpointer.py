@@ -18,8 +18,10 @@ import pathlib
 import shutil
 
 from speechbrain.utils.checkpoints import METAFNAME, Checkpointer
-from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
+
+from craft_modules import distributed
 
 logger = get_logger(__name__)
 
@@ -59,7 +61,7 @@ class AtomicCheckpointer(Checkpointer):
         # of them lists checkpoints: SpeechBrain's delete_checkpoints runs one
         # collective per deletion it finds, so two listings that differ (one
         # made before the rename above) leave the processes deadlocked.
-        ddp_barrier()
+        distributed.barrier()
         return checkpoint
 
     def recover_if_possible(self, *args, **kwargs):

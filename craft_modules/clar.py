@@ -31,7 +31,9 @@ import torchaudio
 from torch import nn
 from torch.nn import functional as F
 
+from craft_modules.distributed import gather_with_grad
 from craft_modules.inputs import check_waveform_batch
+from craft_modules.precision import float32_losses
 
 ENCODERS = ("spectrogram", "raw")
 OUTPUTS = ("logits", "embedding", "projection", "both", "probe")
@@ -619,6 +621,10 @@ class ClarModel(nn.Module):
             nn.Linear(self.embed_dim, int(n_classes)) if n_classes else None
         )
 
+    def compile_targets(self):
+        """The modules ``compile: True`` compiles: the ResNet encoder."""
+        return [self.encoder]
+
     def forward(self, wavs, lens=None, output="logits"):
         """Encodes a batch and returns the requested output.
 
@@ -678,7 +684,7 @@ class ClarModel(nn.Module):
         return self.classifier(embedding), projection
 
 
-def nt_xent_loss(z1, z2, temperature=0.5):
+def nt_xent_loss(z1, z2, temperature=0.5, global_negatives=True):
     """SimCLR's NT-Xent loss in its 2N x 2N form (CLAR uses ``temperature=0.5``).
 
     The 2N projections of both views are L2-normalised and compared by
@@ -686,8 +692,10 @@ def nt_xent_loss(z1, z2, temperature=0.5):
     the positive is the other view of the same item and the denominator sums
     over all 2N - 1 other projections (self-similarity excluded); the loss is
     the mean cross-entropy over the 2N anchors, as ``utils.nt_xent_loss`` of
-    the official code. Negatives are the other items of the local batch (no
-    gathering across DDP processes).
+    the official code. Under DDP the candidates are the projections of every
+    process (gathered with gradient), so the negatives come from the global
+    batch, as in SimCLR; the anchors are this process's. Computed in float32
+    with autocast off.
 
     Arguments
     ---------
@@ -698,11 +706,13 @@ def nt_xent_loss(z1, z2, temperature=0.5):
         row ``i`` of ``z1``.
     temperature : float
         Softmax temperature, > 0.
+    global_negatives : bool
+        Under DDP, takes the candidates from every process.
 
     Returns
     -------
     torch.Tensor
-        Scalar loss (float32).
+        Scalar loss (float32): the mean over this process's 2N anchors.
 
     Example
     -------
@@ -720,13 +730,24 @@ def nt_xent_loss(z1, z2, temperature=0.5):
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
-    similarity = z @ z.t() / float(temperature)
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    similarity = similarity.masked_fill(self_mask, float("-inf"))
-    index = torch.arange(n, device=z.device)
-    positives = torch.cat([index + n, index])
-    return F.cross_entropy(similarity, positives)
+    with float32_losses():
+        z1 = F.normalize(z1.float(), dim=-1)
+        z2 = F.normalize(z2.float(), dim=-1)
+        g1, g2, valid, start = z1, z2, None, 0
+        if global_negatives:
+            g1, valid, start = gather_with_grad(z1)
+            g2, _, _ = gather_with_grad(z2)
+        m = g1.shape[0]
+        similarity = torch.cat([z1, z2]) @ torch.cat([g1, g2]).t() / float(temperature)
+        index = torch.arange(n, device=z1.device) + start
+        self_columns = torch.cat([index, index + m])
+        excluded = torch.zeros_like(similarity, dtype=torch.bool)
+        excluded[torch.arange(2 * n, device=z1.device), self_columns] = True
+        if valid is not None:
+            excluded = excluded | ~torch.cat([valid, valid])[None, :]
+        similarity = similarity.masked_fill(excluded, float("-inf"))
+        positives = torch.cat([index + m, index])
+        return F.cross_entropy(similarity, positives)
 
 
 def labelled_cross_entropy(logits, targets, labelled_mask=None, multilabel=False):
@@ -788,24 +809,25 @@ def labelled_cross_entropy(logits, targets, labelled_mask=None, multilabel=False
         raise ValueError(
             f"labelled_mask must have shape ({batch},), got {tuple(labelled.shape)}"
         )
-    logits = logits.float()
-    if class_indices:
-        safe = torch.where(labelled, targets.long(), 0)
-        per_item = F.cross_entropy(logits, safe, reduction="none")
-    else:
-        if targets.shape != logits.shape:
-            raise ValueError(
-                f"targets {tuple(targets.shape)} must match logits {tuple(logits.shape)}"
-            )
-        safe = torch.where(labelled[:, None], targets.float(), 0.0)
-        if multilabel:
-            per_item = F.binary_cross_entropy_with_logits(
-                logits, safe, reduction="none"
-            ).mean(dim=-1)
-        else:
+    with float32_losses():
+        logits = logits.float()
+        if class_indices:
+            safe = torch.where(labelled, targets.long(), 0)
             per_item = F.cross_entropy(logits, safe, reduction="none")
-    per_item = torch.where(labelled, per_item, 0.0)
-    return per_item.sum() / labelled.sum().clamp(min=1)
+        else:
+            if targets.shape != logits.shape:
+                raise ValueError(
+                    f"targets {tuple(targets.shape)} must match logits {tuple(logits.shape)}"
+                )
+            safe = torch.where(labelled[:, None], targets.float(), 0.0)
+            if multilabel:
+                per_item = F.binary_cross_entropy_with_logits(
+                    logits, safe, reduction="none"
+                ).mean(dim=-1)
+            else:
+                per_item = F.cross_entropy(logits, safe, reduction="none")
+        per_item = torch.where(labelled, per_item, 0.0)
+        return per_item.sum() / labelled.sum().clamp(min=1)
 
 
 def label_fraction_mask(ids, fraction, seed=0):

@@ -59,8 +59,8 @@ class ClarBrain(ClassifierBrain):
         wavs, lens = batch.sig
         targets = getattr(batch.targets, "data", batch.targets).float()
         labelled = torch.tensor(
-            [clip_id in self.labelled_ids for clip_id in batch.id], device=self.device
-        )
+            [clip_id in self.labelled_ids for clip_id in batch.id]
+        ).to(self.device, non_blocking=True)
         return clar_losses(
             self.model_for(stage),
             wavs,
@@ -78,10 +78,10 @@ class ClarBrain(ClassifierBrain):
         if stage != sb.Stage.TRAIN:
             return super().compute_objectives(predictions, batch, stage)
         for key, value in predictions.items():
-            if key != "loss":
+            if key != "loss" and not getattr(self, "_zero_weight", False):
                 total, count = self.loss_parts.get(key, (0.0, 0))
-                self.loss_parts[key] = (total + float(value.detach()), count + 1)
-        return predictions["loss"] * self._loss_weight()
+                self.loss_parts[key] = (total + value.detach().float(), count + 1)
+        return predictions["loss"] * self._loss_weight(batch, stage)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the per-part loss averages."""
@@ -93,7 +93,10 @@ class ClarBrain(ClassifierBrain):
         if stage == sb.Stage.TRAIN:
             super().on_stage_end(stage, stage_loss, epoch)
             self.train_stats.update(
-                {k: total / count for k, (total, count) in self.loss_parts.items()}
+                {
+                    k: float(total) / count
+                    for k, (total, count) in self.loss_parts.items()
+                }
             )
             return
         super().on_stage_end(stage, stage_loss, epoch)

@@ -171,7 +171,8 @@ class StreamTransformer(nn.Module):
         torch.Tensor
             Embeddings ``(batch, embed_dim)``.
         """
-        lens = check_waveform_batch(wavs, lens, check_finite=False)
+        if lens is None:  # inputs are checked by the model's forward
+            lens = torch.ones(wavs.shape[0], device=wavs.device)
         feats = self.feature(wavs)
         frames = feats.shape[1]
         tokens = self.proj(self.norm(feats)) + self.positions(frames)
@@ -452,7 +453,7 @@ class DiverseEmbeddingModel(nn.Module):
             self.streams.eval()
         return self
 
-    def chunk(self, wavs, lens):
+    def chunk(self, wavs, lens, every_chunk=False):
         """Cuts a padded batch into its valid chunks.
 
         Arguments
@@ -461,6 +462,10 @@ class DiverseEmbeddingModel(nn.Module):
             Waveforms ``(batch, samples)``.
         lens : torch.Tensor
             Relative lengths ``(batch,)`` (already checked).
+        every_chunk : bool
+            Returns all ``batch * n_chunks`` chunks, those of pure padding
+            included (relative length of one sample), so that no boolean
+            selection needs a host sync.
 
         Returns
         -------
@@ -482,6 +487,9 @@ class DiverseEmbeddingModel(nn.Module):
         starts = torch.arange(n_chunks, device=wavs.device) * size
         in_chunk = (n_valid[:, None] - starts[None]).clamp(0, size)
         valid = in_chunk > 0
+        if every_chunk:
+            chunks = padded.reshape(batch * n_chunks, size)
+            return chunks, in_chunk.clamp_min(1).flatten().float() / size, valid
         chunks = padded.reshape(batch, n_chunks, size)[valid]
         return chunks, in_chunk[valid].float() / size, valid
 
@@ -507,6 +515,10 @@ class DiverseEmbeddingModel(nn.Module):
                 self.streams[name](chunks, chunk_lens) for name in self.stream_names
             ]
         return torch.cat(embeddings, dim=-1)
+
+    def compile_targets(self):
+        """The modules ``compile: True`` compiles: each stream's transformer encoder."""
+        return [stream.encoder for stream in self.streams.values()]
 
     def forward(self, wavs, lens=None, output="logits"):
         """Classifies (or embeds) a batch of clips of any length.
@@ -534,12 +546,21 @@ class DiverseEmbeddingModel(nn.Module):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         lens = check_waveform_batch(wavs, lens)
-        chunks, chunk_lens, valid = self.chunk(wavs, lens)
-        embeddings = self.embed_chunks(chunks, chunk_lens)
+        if self.training:
+            # Every chunk, padding included (masked below): static shapes, no sync.
+            chunks, chunk_lens, valid = self.chunk(wavs, lens, every_chunk=True)
+            embeddings = self.embed_chunks(chunks, chunk_lens).view(
+                *valid.shape, -1
+            ) * valid[..., None].to(chunks.dtype)
+            place = _as_chunk_grid
+        else:  # only the chunks holding audio (long clips of varied lengths)
+            chunks, chunk_lens, valid = self.chunk(wavs, lens)
+            embeddings = self.embed_chunks(chunks, chunk_lens)
+            place = _scatter_chunks
         counts = valid.sum(dim=1, keepdim=True).to(embeddings.dtype)
         if output == "embedding":
-            return _scatter_chunks(embeddings, valid).sum(dim=1) / counts
-        chunk_logits = _scatter_chunks(self.head(embeddings), valid)
+            return place(embeddings, valid).sum(dim=1) / counts
+        chunk_logits = place(self.head(embeddings), valid)
         if output == "chunk_logits":
             return chunk_logits, valid
         return chunk_logits.sum(dim=1) / counts
@@ -587,6 +608,13 @@ class DiverseEmbeddingModel(nn.Module):
             torch.arange(n_chunks, dtype=torch.float64) + 0.5
         ) * self.chunk_seconds
         return per_chunk, centres
+
+
+def _as_chunk_grid(values, valid):
+    """Per-chunk rows already laid out as ``(batch, n_chunks, D)``, zeroed outside ``valid``."""
+    return values.view(*valid.shape, values.shape[-1]) * valid[..., None].to(
+        values.dtype
+    )
 
 
 def _scatter_chunks(values, valid):

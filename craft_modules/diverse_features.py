@@ -32,7 +32,6 @@ import torchaudio
 from torch import nn
 
 from craft_modules.checkpoint import load_state_dict_file
-from craft_modules.inputs import check_waveform_batch
 
 
 def _ms_to_samples(ms, sample_rate):
@@ -51,11 +50,6 @@ def _ceil_div(a, b):
 def _stft_frames(samples, hop_length):
     """Frames of a centred STFT: ``1 + samples // hop`` (int or tensor)."""
     return 1 + samples // hop_length
-
-
-def _check_wavs(wavs):
-    """Validates the ``(batch, samples)`` input of a feature stream."""
-    check_waveform_batch(wavs, check_finite=False)
 
 
 class PitchPeaks(nn.Module):
@@ -167,7 +161,6 @@ class PitchPeaks(nn.Module):
         torch.Tensor
             ``(batch, frames, feature_dim)`` of 0.0 and 1.0.
         """
-        _check_wavs(wavs)
         mag = self.magnitude(wavs)
         # Neighbours outside the spectrum count as -1, so edge bins can peak.
         padded = nn.functional.pad(mag, (1, 1), value=-1.0)
@@ -281,7 +274,6 @@ class Timbre(nn.Module):
         torch.Tensor
             ``(batch, frames, n_mfcc)``.
         """
-        _check_wavs(wavs)
         with torch.autocast(device_type=wavs.device.type, enabled=False):
             coefficients = self.mfcc(wavs.float()).transpose(1, 2)
         return coefficients[..., int(self.drop_c0) :]
@@ -346,7 +338,6 @@ class WaveformPatches(nn.Module):
         torch.Tensor
             ``(batch, frames, patch_samples)``.
         """
-        _check_wavs(wavs)
         frames = self.num_frames(wavs.shape[1])
         needed = self.patch_length + (frames - 1) * self.hop_length
         wavs = nn.functional.pad(wavs.float(), (0, needed - wavs.shape[1]))
@@ -564,7 +555,6 @@ class Neuralogram(nn.Module):
         torch.Tensor
             ``(batch, windows, embedding_dim)``.
         """
-        _check_wavs(wavs)
         batch, samples = wavs.shape
         feats = self.log_mel(wavs)
         windows = self.num_frames(samples)

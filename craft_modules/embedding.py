@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from craft_modules.features import remove_dc_offset
-from craft_modules.inputs import check_waveform_batch, valid_samples
+from craft_modules.inputs import valid_samples
 
 
 def grid_shape(input_fdim, input_tdim, fshape, tshape, fstride, tstride):
@@ -303,7 +303,8 @@ class MSAE(nn.Module):
         torch.Tensor
             The multi-scale waveform image.
         """
-        lens = check_waveform_batch(wavs, lens)
+        if lens is None:  # inputs are checked by the model's forward
+            lens = torch.ones(wavs.shape[0], device=wavs.device)
         n_valid = valid_samples(lens, wavs.shape[1])
         needed = self.win_length + self.hop_length * (self.target_frames - 1)
         x = remove_dc_offset(wavs, n_valid)[:, :needed]

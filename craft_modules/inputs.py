@@ -6,6 +6,11 @@ relative lengths in [0, 1] (SpeechBrain's convention). The check below turns
 malformed input into a ``ValueError`` that names the problem, instead of a
 shape error deep inside a convolution or a silent NaN loss.
 
+A model checks its input once, in its public ``forward``; its submodules
+(fbank, MSAE, feature streams, augmentations) trust their caller. Shape and
+dtype checks are free; the value checks (lengths, NaN) read tensor values,
+so on an accelerator they are asserted on the device without a host sync.
+
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
@@ -66,6 +71,31 @@ def check_waveform_batch(wavs, lens=None, check_finite=True):
             f"lens must have shape ({batch},) to match wavs {tuple(wavs.shape)}, "
             f"got {tuple(lens.shape)}"
         )
+    if _values_checked_on_host(wavs):
+        _check_values(wavs, lens, check_finite)
+    else:
+        # On accelerators, reading a check's result would stall the step on a
+        # host-device sync: the device asserts it asynchronously instead.
+        n_samples = torch.round(lens * samples)
+        ok = ((lens >= 0) & (lens <= 1 + 1e-4) & (n_samples >= 1)).all()
+        if check_finite:
+            ok = ok & torch.isfinite(wavs).all()
+        torch._assert_async(
+            ok,
+            "invalid waveform batch: relative lengths must be in (0, 1] and "
+            "samples finite (run on the CPU for the clip-level message)",
+        )
+    return lens.clamp(max=1.0)
+
+
+def _values_checked_on_host(wavs):
+    """CPU tensors are checked on the host (free, clip-level messages)."""
+    return wavs.device.type == "cpu"
+
+
+def _check_values(wavs, lens, check_finite):
+    """The value checks of :func:`check_waveform_batch`, with messages naming the clips."""
+    samples = wavs.shape[1]
     if bool(((lens < 0) | (lens > 1 + 1e-4) | ~torch.isfinite(lens)).any()):
         raise ValueError(
             f"lens must be relative lengths in [0, 1], got {lens.tolist()}"
@@ -77,7 +107,6 @@ def check_waveform_batch(wavs, lens=None, check_finite=True):
     if check_finite and not bool(torch.isfinite(wavs).all()):
         bad = torch.nonzero(~torch.isfinite(wavs).all(dim=1)).flatten().tolist()
         raise ValueError(f"clip(s) {bad} of the batch contain NaN or Inf samples")
-    return lens.clamp(max=1.0)
 
 
 def valid_samples(lens, samples):

@@ -75,20 +75,34 @@ def cluster_mask_ids(batch, f_dim, t_dim, mask_patch, cluster_factor=3, device=N
         )
         + 16,
     )
-    while True:
-        selected = _cover_until(
-            batch, n_patches, mask_patch, offsets, in_square, n_starts, device
-        )
-        if selected is not None:
-            break
-        n_starts *= 2
-    # Keep the mask_patch lowest ids (the official code truncates a sorted set).
-    keep = selected & (selected.cumsum(dim=1) <= mask_patch)
-    return keep.nonzero()[:, 1].view(batch, mask_patch)
+    # Twice the estimate: a clip whose pool runs out is (rarely) completed at random.
+    selected = _cover_until(
+        batch, n_patches, mask_patch, offsets, in_square, 2 * n_starts, device
+    )
+    return _lowest_ids(selected, mask_patch)
+
+
+def _lowest_ids(keep, count):
+    """The ``count`` lowest True ids of each row of ``keep``, without ``nonzero``.
+
+    Every row has at least ``count`` True entries. True ids are sorted before
+    the others by a key, so the result has a static shape and no host sync.
+    """
+    n = keep.shape[1]
+    ids = torch.arange(n, device=keep.device).expand_as(keep)
+    key = torch.where(keep, ids, ids + n)
+    return key.sort(dim=1).values[:, :count]
 
 
 def _cover_until(batch, n_patches, mask_patch, offsets, in_square, n_starts, device):
-    """Covers ids cluster by cluster; returns the union at the stopping cluster, or None."""
+    """Covers ids cluster by cluster; the union at the cluster that exceeds ``mask_patch``.
+
+    Clusters are taken from a pool of ``n_starts`` random starts per clip. In
+    the rare clip whose pool does not cover more than ``mask_patch`` ids, the
+    union of the whole pool is completed by ids drawn uniformly from the rest
+    (never id 0), so the result is computed on the device without a host
+    sync (the official loop would draw more clusters instead).
+    """
     starts = torch.randint(0, n_patches, (batch, n_starts, 1), device=device)
     ids = starts + offsets[None, None, :]  # (batch, n_starts, largest**2)
     valid = (ids > 0) & (ids < n_patches) & in_square[:, None, :]
@@ -103,10 +117,17 @@ def _cover_until(batch, n_patches, mask_patch, offsets, in_square, n_starts, dev
     hist.scatter_add_(1, first, torch.ones_like(first))
     covered = hist[:, :n_starts].cumsum(dim=1)
     done = covered > mask_patch
-    if not bool(done.any(dim=1).all()):
-        return None
-    stop = done.long().argmax(dim=1)  # first cluster whose union exceeds mask_patch
-    return first <= stop[:, None]
+    # The first cluster whose union exceeds mask_patch (the whole pool if none).
+    stop = torch.where(done.any(dim=1), done.long().argmax(dim=1), n_starts - 1)
+    selected = first <= stop[:, None]
+    # Keep the mask_patch lowest ids (the official code truncates a sorted set).
+    selected = selected & (selected.cumsum(dim=1) <= mask_patch)
+    missing = mask_patch - selected.sum(dim=1, keepdim=True)  # > 0 only if run out
+    candidates = ~selected
+    candidates[:, 0] = False
+    noise = torch.rand(batch, n_patches, device=device).masked_fill(~candidates, 2.0)
+    rank = noise.argsort(dim=1).argsort(dim=1)
+    return selected | (candidates & (rank < missing))
 
 
 def random_mask_ids(batch, n_patches, mask_patch, device=None):

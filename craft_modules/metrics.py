@@ -26,7 +26,10 @@ import numpy as np
 import torch
 from speechbrain.utils.logger import get_logger
 
+from craft_modules import distributed
+
 logger = get_logger(__name__)
+_warned_no_matplotlib = False
 
 
 def _to_numpy(values, name):
@@ -168,9 +171,7 @@ def accuracy(scores, targets):
 
 def _distributed_world():
     """Returns ``(rank, world_size)`` of the default process group, or ``(0, 1)``."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    return distributed.rank(), distributed.world_size()
 
 
 class PredictionCollector:
@@ -283,12 +284,7 @@ class PredictionCollector:
         >>> ids, targets.tolist()
         (['a', 'b'], [1, 0])
         """
-        parts = [self._local()]
-        _, world = _distributed_world()
-        if world > 1:
-            gathered = [None] * world
-            torch.distributed.all_gather_object(gathered, parts[0])
-            parts = gathered
+        parts = distributed.all_gather_objects(self._local())
         parts = [part for part in parts if part[0]]
         if not parts:
             return [], torch.empty(0), torch.empty(0)
@@ -365,6 +361,10 @@ def _class_indices(values, name):
 def save_confusion_matrix(targets, predictions, labels, path_png):
     """Computes a confusion matrix and writes it as a PNG plot and a JSON file.
 
+    The plot needs matplotlib (the ``plot`` extra: ``pip install
+    craft-modules[plot]``); without it the JSON is still written and the PNG
+    is skipped, with one warning per process.
+
     Arguments
     ---------
     targets : torch.Tensor or numpy.ndarray or list
@@ -390,10 +390,6 @@ def save_confusion_matrix(targets, predictions, labels, path_png):
     ...     save_confusion_matrix([0, 1, 1], [0, 1, 0], ["dog", "cat"], os.path.join(tmp, "cm.png"))
     [[1, 0], [1, 1]]
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
     from sklearn.metrics import confusion_matrix
 
     if isinstance(labels, int):
@@ -417,6 +413,20 @@ def save_confusion_matrix(targets, predictions, labels, path_png):
     stem = os.path.splitext(path_png)[0]
     with open(stem + ".json", "w", encoding="utf-8") as handle:
         json.dump({"labels": labels, "matrix": matrix}, handle, indent=1)
+    try:
+        import matplotlib
+    except ImportError:
+        global _warned_no_matplotlib
+        if not _warned_no_matplotlib:
+            logger.warning(
+                "matplotlib is not installed: confusion matrices are written as "
+                "JSON only (%s.json); pip install 'craft-modules[plot]' for the PNG",
+                stem,
+            )
+            _warned_no_matplotlib = True
+        return matrix
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
 
     fontsize = 10 if n_classes <= 10 else (7 if n_classes <= 30 else 4)
     side = min(4.0 + 0.25 * n_classes, 40.0)

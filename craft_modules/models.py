@@ -135,6 +135,14 @@ class CraftBackbone(nn.Module):
         """Token dimension of the encoder."""
         return self.encoder.embed_dim
 
+    def compile_targets(self):
+        """The modules ``compile: True`` compiles: each block of the shared encoder.
+
+        Blocks rather than the whole encoder, because SWaB's fusion calls the
+        blocks one by one (:func:`craft_modules.fusion.encode_two_streams`).
+        """
+        return list(self.encoder.blocks)
+
     def spec_image(self, wavs, lens):
         """Normalised spectrogram image ``(B, 1, n_mels, target_frames)``."""
         return spectrogram_image(self.fbank(wavs, lens))
@@ -443,7 +451,9 @@ class CraftClassifier(CraftBackbone):
     n_bottlenecks : int
         Bottleneck tokens of SWaB (64 in the paper, Table 5c).
     fusion_layer : int
-        First block with bottleneck fusion (4 in the paper, Table 5d).
+        First block with bottleneck fusion (4 in the paper, Table 5d); the
+        encoder's depth means no fused block, i.e. SWAST (Table 5d's last
+        row), and then no bottleneck parameter is created.
     pooling : str
         ``mean`` (patch tokens) or ``cls`` (cls and dist tokens).
     batched : bool
@@ -503,6 +513,9 @@ class CraftClassifier(CraftBackbone):
         self.n_bottlenecks = int(n_bottlenecks) if fusion == "swab" else 0
         if self.n_bottlenecks < 0:
             raise ValueError(f"n_bottlenecks must be >= 0, got {n_bottlenecks}")
+        if self.fusion_layer == self.encoder.depth:
+            # No fused block: SWAST exactly, without an unused parameter (DDP).
+            self.n_bottlenecks = 0
         if self.n_bottlenecks:
             self.bottlenecks = nn.Parameter(torch.zeros(1, self.n_bottlenecks, dim))
             nn.init.trunc_normal_(self.bottlenecks, std=0.02)

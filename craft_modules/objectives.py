@@ -22,7 +22,9 @@ Authors
 """
 
 import torch
-import torch.distributed as dist
+
+from craft_modules.distributed import gather_with_grad
+from craft_modules.precision import float32_losses
 
 
 def masked_patch_infonce(pred, target):
@@ -50,9 +52,11 @@ def masked_patch_infonce(pred, target):
     >>> float(acc)
     1.0
     """
-    scores = torch.bmm(target, pred.transpose(1, 2))  # (B, M, M), [a, b] = <x_a, p_b>
-    log_probs = torch.log_softmax(scores, dim=-1)
-    nce = -torch.diagonal(log_probs, dim1=1, dim2=2).mean()
+    with float32_losses():
+        pred, target = pred.float(), target.float()
+        scores = torch.bmm(target, pred.transpose(1, 2))  # [a, b] = <x_a, p_b>
+        log_probs = torch.log_softmax(scores, dim=-1)
+        nce = -torch.diagonal(log_probs, dim1=1, dim2=2).mean()
     eye = torch.arange(scores.shape[1], device=scores.device)
     # For each prediction b, the target a maximising softmax(S, dim=-1)[a, b].
     acc = (log_probs.argmax(dim=1) == eye).float().mean()
@@ -79,53 +83,8 @@ def masked_patch_mse(pred, target):
     >>> float(masked_patch_mse(torch.ones(1, 2, 3), torch.zeros(1, 2, 3)))
     1.0
     """
-    return torch.mean((pred - target) ** 2)
-
-
-def gather_with_grad(x):
-    """All-gathers ``x`` along dim 0 from every rank, keeping gradients.
-
-    Ranks may hold different batch sizes (the last batch of an epoch); the
-    tensors are padded to the largest size for the collective and trimmed
-    afterwards. Without an initialised process group this returns ``x``.
-
-    Arguments
-    ---------
-    x : torch.Tensor
-        The local tensor ``(n_local, ...)``.
-
-    Returns
-    -------
-    gathered : torch.Tensor
-        ``(n_global, ...)``, ranks in order.
-    offset : int
-        Index of this rank's first row in ``gathered``.
-
-    Example
-    -------
-    >>> out, offset = gather_with_grad(torch.ones(3, 2))
-    >>> out.shape, offset
-    (torch.Size([3, 2]), 0)
-    """
-    if (
-        not (dist.is_available() and dist.is_initialized())
-        or dist.get_world_size() == 1
-    ):
-        return x, 0
-    from torch.distributed.nn.functional import all_gather
-
-    world, rank = dist.get_world_size(), dist.get_rank()
-    size = torch.tensor([x.shape[0]], device=x.device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    sizes = [int(s.item()) for s in sizes]
-    largest = max(sizes)
-    padded = torch.nn.functional.pad(
-        x, [0, 0] * (x.dim() - 1) + [0, largest - x.shape[0]]
-    )
-    parts = all_gather(padded)
-    gathered = torch.cat([part[:n] for part, n in zip(parts, sizes)], dim=0)
-    return gathered, sum(sizes[:rank])
+    with float32_losses():
+        return torch.mean((pred.float() - target.float()) ** 2)
 
 
 def swacl_loss(
@@ -178,12 +137,20 @@ def swacl_loss(
 
 
 def _info_nce(anchors, candidates, temperature, global_negatives):
-    """Cross-entropy of each anchor against all candidates, positive at the same index."""
-    offset = 0
-    if global_negatives:
-        candidates, offset = gather_with_grad(candidates)
-    logits = anchors.float() @ candidates.float().T / temperature
-    labels = torch.arange(anchors.shape[0], device=anchors.device) + offset
-    loss = torch.nn.functional.cross_entropy(logits, labels)
-    acc = (logits.argmax(dim=1) == labels).float().mean()
+    """Cross-entropy of each anchor against all candidates, positive at the same index.
+
+    Under DDP the candidates of every process are gathered (padded blocks,
+    padding masked out of the softmax), so no size is read on the host.
+    """
+    with float32_losses():
+        anchors, candidates = anchors.float(), candidates.float()
+        valid, start = None, 0
+        if global_negatives:
+            candidates, valid, start = gather_with_grad(candidates)
+        logits = anchors @ candidates.T / temperature
+        if valid is not None:
+            logits = logits.masked_fill(~valid[None, :], float("-inf"))
+        labels = torch.arange(anchors.shape[0], device=anchors.device) + start
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        acc = (logits.argmax(dim=1) == labels).float().mean()
     return loss, acc.detach()

@@ -20,6 +20,7 @@ from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
+from craft_modules import distributed
 from craft_modules.dataio import SkipBadCollate, audio_pipeline, write_json_atomic
 from craft_modules.metrics import EvalShardSampler
 
@@ -196,42 +197,6 @@ def start_experiment(hparams_file, overrides, folder_key="output_folder"):
     return hparams
 
 
-def world_size():
-    """Number of DDP processes (1 without DDP)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
-
-
-def per_process_batch_size(global_batch, grad_accumulation=1):
-    """Splits a global batch over DDP processes and gradient accumulation steps.
-
-    Arguments
-    ---------
-    global_batch : int
-        Clips per optimizer step, all processes together.
-    grad_accumulation : int
-        Gradient accumulation factor.
-
-    Returns
-    -------
-    int
-        Clips per forward pass on each process.
-
-    Example
-    -------
-    >>> per_process_batch_size(180, 3)
-    60
-    """
-    parts = world_size() * int(grad_accumulation)
-    if global_batch % parts:
-        raise ValueError(
-            f"batch_size={global_batch} is not divisible by {world_size()} processes "
-            f"x grad_accumulation_factor {grad_accumulation}"
-        )
-    return global_batch // parts
-
-
 def audio_dataset(
     manifest,
     sample_rate,
@@ -309,23 +274,32 @@ def one_hot_pipeline(n_classes, input_key="target", output_key="targets"):
     return encode
 
 
-def train_loader_options(hparams, batch_size=None):
-    """Loader options of training: shuffled, bad clips dropped by the collate.
+def train_loader_options(hparams):
+    """Loader options of training: the global batch, shuffled, bad clips dropped.
+
+    ``batch_size`` is the global batch of one optimizer step; the Brain turns
+    it into this process's shares
+    (:meth:`craft_modules.brain.CraftBrain._train_loader_specifics`). A
+    recipe may replace ``shuffle`` by its own index ``sampler``.
 
     Arguments
     ---------
     hparams : dict
-        Needs ``batch_size`` and ``num_workers``.
-    batch_size : int, optional
-        Overrides ``hparams["batch_size"]``.
+        Needs ``batch_size``; optional ``drop_last`` and ``num_workers``.
 
     Returns
     -------
     dict
         Keyword arguments of ``Brain.fit``'s loaders.
+
+    Example
+    -------
+    >>> options = train_loader_options({"batch_size": 180})
+    >>> options["batch_size"], options["shuffle"]
+    (180, True)
     """
     return {
-        "batch_size": batch_size or hparams["batch_size"],
+        "batch_size": hparams["batch_size"],
         "shuffle": True,
         "drop_last": bool(hparams.get("drop_last", False)),
         "num_workers": hparams.get("num_workers", 0),
@@ -334,7 +308,7 @@ def train_loader_options(hparams, batch_size=None):
 
 
 def eval_loader_options(hparams, dataset, batch_size=None):
-    """Loader options of evaluation: each DDP rank gets a disjoint shard.
+    """Loader options of evaluation: each DDP process gets a disjoint shard.
 
     Arguments
     ---------
@@ -343,15 +317,17 @@ def eval_loader_options(hparams, dataset, batch_size=None):
     dataset : torch.utils.data.Dataset
         The evaluation set (to shard).
     batch_size : int, optional
-        Overrides twice the training batch size (SSAST's choice).
+        Clips per evaluation step over all processes; default twice the
+        training batch (SSAST's choice). Each process reads its share.
 
     Returns
     -------
     dict
         Keyword arguments of ``Brain.fit``/``evaluate``'s loaders.
     """
+    global_batch = batch_size or 2 * hparams["batch_size"]
     return {
-        "batch_size": batch_size or 2 * hparams["batch_size"],
+        "batch_size": max(1, math.ceil(global_batch / distributed.world_size())),
         "num_workers": hparams.get("num_workers", 0),
         "collate_fn": SkipBadCollate(),
         "sampler": EvalShardSampler(dataset),
@@ -376,6 +352,6 @@ def write_results(path, results):
 def finish():
     """Ends a recipe cleanly: destroys the DDP process group when there is one."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+        distributed.barrier()
         torch.distributed.destroy_process_group()
     sys.stdout.flush()

@@ -164,3 +164,97 @@ class StepEpochSampler(torch.utils.data.Sampler):
 
     def __len__(self):
         return self.num_samples
+
+
+class ShareBatchSampler(torch.utils.data.Sampler):
+    """This process's shares of every global batch: the one batch convention.
+
+    ``batch_size`` is the global batch of one optimizer step, over every
+    process and gradient accumulation step. Every process draws the same
+    stream of indices from ``sampler`` (same seed and epoch), cuts it into
+    global batches and keeps its shares (:func:`craft_modules.distributed.batch_shares`):
+    at accumulation step ``a`` process ``r`` reads share ``a * world + r``.
+    Shares differ by at most one clip, so any world size works with any
+    ``batch_size`` of at least ``world * accumulation``, and every process
+    yields the same number of batches. A last, incomplete global batch is
+    dropped (``drop_last``) or completed with clips from the start of the
+    epoch's stream, so every optimizer step sees ``batch_size`` clips.
+
+    Arguments
+    ---------
+    sampler : Sampler
+        Index stream of one epoch, identical on every process (e.g. a seeded
+        shuffle, :func:`balanced_sampler` or :class:`StepEpochSampler`); its
+        ``set_epoch`` is forwarded.
+    batch_size : int
+        Global batch per optimizer step.
+    world_size : int
+        Number of processes.
+    rank : int
+        This process.
+    accumulation : int
+        Gradient accumulation factor.
+    drop_last : bool
+        Drops an incomplete last global batch instead of completing it.
+
+    Example
+    -------
+    >>> shares = [list(ShareBatchSampler(range(10), 5, world_size=2, rank=r)) for r in (0, 1)]
+    >>> shares
+    [[[0, 1, 2], [5, 6, 7]], [[3, 4], [8, 9]]]
+    """
+
+    def __init__(
+        self, sampler, batch_size, world_size=1, rank=0, accumulation=1, drop_last=False
+    ):
+        from craft_modules.distributed import batch_shares
+
+        self.sampler = sampler
+        self.batch_size = int(batch_size)
+        self.world_size, self.rank = int(world_size), int(rank)
+        self.accumulation = int(accumulation)
+        self.drop_last = bool(drop_last)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size}")
+        self.shares = batch_shares(self.batch_size, self.world_size, self.accumulation)
+        bounds = [0]
+        for share in self.shares:
+            bounds.append(bounds[-1] + share)
+        self.slices = [
+            (
+                bounds[a * self.world_size + self.rank],
+                bounds[a * self.world_size + self.rank + 1],
+            )
+            for a in range(self.accumulation)
+        ]
+
+    @property
+    def max_share(self):
+        """The largest share of any process (what contrastive gathers pad to)."""
+        return max(self.shares)
+
+    def set_epoch(self, epoch):
+        """Forwards the epoch to the index sampler (SpeechBrain calls this)."""
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def _global_batches(self):
+        indices = [int(i) for i in self.sampler]
+        n_full, rest = divmod(len(indices), self.batch_size)
+        if rest and not self.drop_last and indices:
+            n_full += 1
+            while len(indices) < n_full * self.batch_size:
+                indices += indices[: n_full * self.batch_size - len(indices)]
+        for step in range(n_full):
+            yield indices[step * self.batch_size : (step + 1) * self.batch_size]
+
+    def __iter__(self):
+        for batch in self._global_batches():
+            for start, stop in self.slices:
+                yield batch[start:stop]
+
+    def __len__(self):
+        n_full, rest = divmod(len(self.sampler), self.batch_size)
+        if rest and not self.drop_last:
+            n_full += 1
+        return n_full * self.accumulation

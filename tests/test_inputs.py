@@ -1,9 +1,15 @@
-"""Bad waveform batches give a ValueError naming the problem, in every model."""
+"""Bad waveform batches give a ValueError naming the problem, in every model.
+
+A model validates its input once, in its public forward; submodules (fbank,
+MSAE, feature streams) trust their caller.
+"""
 
 import pytest
 import torch
 
-from craft_modules.features import KaldiFbank
+import craft_modules.inputs
+from craft_modules.clar import ClarModel
+from craft_modules.diverse import DiverseEmbeddingModel
 from craft_modules.models import CraftClassifier, CraftPretrainer
 
 TINY = dict(model_size="tiny", depth=1, target_frames=48)
@@ -12,7 +18,10 @@ TINY = dict(model_size="tiny", depth=1, target_frames=48)
 @pytest.fixture(scope="module")
 def models():
     return [
-        KaldiFbank(target_frames=48),
+        ClarModel("raw", n_classes=2, widths=[4, 4, 4, 4]),
+        DiverseEmbeddingModel(
+            2, streams=["timbre"], embed_dim=8, depth=1, num_heads=2, chunk_seconds=0.25
+        ),
         CraftPretrainer(method="pswacl", mask_patch=8, **TINY),
         CraftClassifier(3, fusion="swab", n_bottlenecks=2, fusion_layer=0, **TINY),
     ]
@@ -43,6 +52,24 @@ def test_bad_batches_raise_value_error(models, wavs, lens, message):
 
 
 def test_silent_clip_gives_finite_losses(models):
-    losses = models[1](torch.zeros(2, 8000), torch.tensor([1.0, 0.5]))
+    losses = models[2](torch.zeros(2, 8000), torch.tensor([1.0, 0.5]))
     assert all(torch.isfinite(v) for v in losses.values())
-    assert torch.isfinite(models[2](torch.zeros(2, 8000))).all()
+    assert torch.isfinite(models[3](torch.zeros(2, 8000))).all()
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_each_model_checks_its_input_exactly_once(models, monkeypatch, train):
+    calls = []
+    original = craft_modules.inputs.check_waveform_batch
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    for module in ("models", "clar", "diverse"):
+        monkeypatch.setattr(f"craft_modules.{module}.check_waveform_batch", counting)
+    for model in models:
+        calls.clear()
+        model.train(train)
+        model(torch.randn(2, 8000) * 0.1, torch.tensor([1.0, 0.6]))
+        assert len(calls) == 1, type(model).__name__

@@ -43,3 +43,24 @@ def test_too_many_masked_patches_is_a_clear_error():
         cluster_mask_ids(1, 2, 10, 19)
     with pytest.raises(ValueError, match="positive integer"):
         random_mask_ids(1, 10, 0)
+
+
+def test_a_clip_whose_cluster_pool_runs_out_is_completed_without_a_sync():
+    from craft_modules.masking import _cover_until, _lowest_ids
+
+    side = torch.full((4, 1), 3)
+    rows = torch.arange(5).repeat_interleave(5)
+    cols = torch.arange(5).repeat(5)
+    in_square = (rows[None, :] < side) & (cols[None, :] < side)
+    # One cluster start per clip covers at most 9 ids: 40 must be completed.
+    selected = _cover_until(4, 96, 40, rows * 12 + cols, in_square, 1, None)
+    assert (selected.sum(dim=1) == 40).all()
+    assert not selected[:, 0].any()
+    ids = _lowest_ids(selected, 40)
+    assert (ids[:, 1:] > ids[:, :-1]).all() and (ids > 0).all()
+
+
+def test_high_mask_ratios_on_small_grids_give_exact_counts():
+    ids = cluster_mask_ids(64, 8, 12, 90)
+    assert ids.shape == (64, 90)
+    assert (ids[:, 1:] > ids[:, :-1]).all() and (ids > 0).all() and (ids < 96).all()

@@ -199,3 +199,26 @@ def test_confusion_matrix_json_and_png(tmp_path):
     assert os.path.getsize(tmp_path / "big.png") > 0
     with pytest.raises(ValueError):
         save_confusion_matrix([0, 5], [0, 1], ["a", "b"], str(tmp_path / "x.png"))
+
+
+def test_confusion_matrix_without_matplotlib_writes_json_and_warns_once(
+    tmp_path, monkeypatch, caplog
+):
+    """matplotlib is the optional ``plot`` extra: no PNG, one warning, the JSON as ever."""
+    import sys
+
+    from craft_modules import metrics
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    monkeypatch.setattr(metrics, "_warned_no_matplotlib", False)
+    with caplog.at_level("WARNING", logger="craft_modules.metrics"):
+        for name in ("first", "second"):
+            matrix = save_confusion_matrix(
+                [0, 1, 1], [0, 1, 0], ["dog", "cat"], str(tmp_path / f"{name}.png")
+            )
+            assert matrix == [[1, 0], [1, 1]]
+            saved = json.loads((tmp_path / f"{name}.json").read_text())
+            assert saved == {"labels": ["dog", "cat"], "matrix": matrix}
+            assert not (tmp_path / f"{name}.png").exists()
+    warned = [r for r in caplog.records if "matplotlib is not installed" in r.message]
+    assert len(warned) == 1 and "craft-modules[plot]" in warned[0].message

@@ -311,13 +311,14 @@ def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_
         (
             PRETRAIN,
             "hparams/craft.yaml",
-            ["--batch_size=4", "--mask_patch=20", "--warmup_steps=2"],
+            # 5 clips per step over 2 processes: shares of 3 and 2 clips.
+            ["--batch_size=5", "--mask_patch=20", "--warmup_steps=2"],
         ),
         (
             AUDIOSET,
             "hparams/finetune_craft.yaml",
             [
-                "--batch_size=2",
+                "--batch_size=3",  # shares of 2 and 1 clips
                 "--n_classes=4",
                 "--fusion_layer=0",
                 "--n_bottlenecks=4",

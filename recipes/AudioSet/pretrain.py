@@ -3,9 +3,9 @@
 
 The method is chosen in YAML (``hparams/craft.yaml`` = PSWaCL, ``ssast.yaml``,
 ``swapt.yaml``, ``wapt.yaml``, ``swacl.yaml``). ``batch_size`` is the global
-batch per optimizer step: it is divided over DDP processes and gradient
-accumulation steps (SWaCL's negatives are the clips of one forward pass on
-all processes). Validation runs on the AudioSet eval set, or on a held-out
+batch per optimizer step, as in every recipe: it is split over DDP processes
+and gradient accumulation steps in shares that differ by at most one clip
+(SWaCL's negatives are the clips of one forward pass on all processes). Validation runs on the AudioSet eval set, or on a held-out
 share of an unlabeled folder (``unlabeled_folder``).
 
 Usage:
@@ -33,7 +33,6 @@ from craft_modules.recipe import (
     eval_loader_options,
     finish,
     parse_recipe_arguments,
-    per_process_batch_size,
     start_experiment,
     train_loader_options,
     write_results,
@@ -110,10 +109,6 @@ def main():
     valid_set = audio_dataset(
         valid, hparams["sample_rate"], hparams["clip_duration"], output_keys=keys
     )
-    accumulation = run_opts.get("grad_accumulation_factor") or hparams.get(
-        "grad_accumulation_factor", 1
-    )
-    batch = per_process_batch_size(hparams["batch_size"], accumulation)
     initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
     brain = PretrainBrain(
         modules=hparams["modules"],
@@ -122,7 +117,7 @@ def main():
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    train_options = train_loader_options(hparams, batch)
+    train_options = train_loader_options(hparams)
     sampler = validation_interval_sampler(hparams, len(train_set))
     if sampler is not None:
         train_options.pop("shuffle")
@@ -132,12 +127,18 @@ def main():
         train_set,
         valid_set,
         train_loader_kwargs=train_options,
-        valid_loader_kwargs=eval_loader_options(hparams, valid_set, batch),
+        valid_loader_kwargs=eval_loader_options(
+            hparams, valid_set, hparams["batch_size"]
+        ),
     )
     last = getattr(brain, "last_valid_stats", None) or {}
-    write_results(
-        os.path.join(hparams["output_folder"], "results.json"), {"valid": last}
-    )
+    results = os.path.join(hparams["output_folder"], "results.json")
+    if last:
+        write_results(results, {"valid": last})
+    elif os.path.isfile(results):  # a rerun of a finished run trains nothing
+        logger.info("Nothing left to train: %s is kept", results)
+    else:
+        write_results(results, {"valid": {}})
     finish()
 
 

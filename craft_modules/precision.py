@@ -1,0 +1,114 @@
+"""Training precision: the ``auto`` default and losses computed in float32.
+
+``precision: auto`` (every recipe's default) means bf16 autocast on CUDA
+devices that support it, for training and evaluation, and fp32 elsewhere.
+``--precision=fp32|fp16|bf16`` on the command line still overrides it.
+
+Inside autocast, ``x.float()`` is not enough to compute a loss in float32:
+the matmuls of an InfoNCE would still run in bf16. The losses of the project
+therefore run under :func:`float32_losses`, which switches autocast off and
+casts their inputs.
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def device_supports_bf16(device):
+    """True if ``device`` runs bf16 autocast natively (CUDA with bf16 support).
+
+    Arguments
+    ---------
+    device : str or torch.device
+        The training device.
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> device_supports_bf16("cpu")
+    False
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported())
+
+
+def resolve_precision(precision, device):
+    """The precision SpeechBrain should use for ``precision`` on ``device``.
+
+    Arguments
+    ---------
+    precision : str
+        ``auto``, ``fp32``, ``fp16`` or ``bf16``.
+    device : str or torch.device
+        The training device.
+
+    Returns
+    -------
+    str
+        ``fp32``, ``fp16`` or ``bf16``.
+
+    Example
+    -------
+    >>> resolve_precision("auto", "cpu")
+    'fp32'
+    >>> resolve_precision("bf16", "cpu")
+    Traceback (most recent call last):
+        ...
+    ValueError: precision=bf16 needs a CUDA device with bf16 support, but the device is cpu (use --precision=fp32)
+    >>> resolve_precision("half", "cpu")
+    Traceback (most recent call last):
+        ...
+    ValueError: precision must be one of ('auto', 'fp32', 'fp16', 'bf16'), got 'half'
+    """
+    precision = str(precision).lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    supported = device_supports_bf16(device)
+    if precision == "auto":
+        return "bf16" if supported else "fp32"
+    if precision == "bf16" and not supported:
+        raise ValueError(
+            f"precision=bf16 needs a CUDA device with bf16 support, but the device "
+            f"is {device} (use --precision=fp32)"
+        )
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError(
+            f"precision=fp16 needs a CUDA device, but the device is {device} "
+            "(use --precision=fp32)"
+        )
+    return precision
+
+
+@contextlib.contextmanager
+def float32_losses():
+    """Switches autocast off (CUDA and CPU) for loss arithmetic.
+
+    Cast the loss inputs with ``.float()`` inside the block.
+
+    Example
+    -------
+    >>> a = torch.randn(2, 3)
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     low = (a @ a.T).dtype
+    ...     with float32_losses():
+    ...         full = (a.float() @ a.float().T).dtype
+    >>> low, full
+    (torch.bfloat16, torch.float32)
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.autocast("cpu", enabled=False))
+        if torch.cuda.is_available():
+            stack.enter_context(torch.autocast("cuda", enabled=False))
+        yield
