@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_clar.py
+	$(BIN)/python benchmarks/bench_scale.py --quick
 
 demo: install
 	$(BIN)/python demo/run_demo.py

@@ -41,6 +41,7 @@ from craft_modules.compile import compile_in_place
 from craft_modules.dataio import write_json_atomic
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
 from craft_modules.precision import float32_losses, resolve_precision
+from craft_modules.recipe import loader_worker_options
 from craft_modules.sampling import ShareBatchSampler
 
 logger = get_logger(__name__)
@@ -193,6 +194,21 @@ class CraftBrain(sb.Brain):
                 self.modules[name] = torch.nn.parallel.DistributedDataParallel(
                     module, find_unused_parameters=self.find_unused_parameters
                 )
+
+    def make_dataloader(
+        self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
+    ):
+        """SpeechBrain's loader, with the project's worker options.
+
+        ``num_workers`` (``auto``: the CPUs of this process's share of the
+        node) becomes persistent workers with prefetching, and batches are
+        pinned when training on CUDA (:func:`craft_modules.recipe.loader_worker_options`).
+        """
+        if "num_workers" in loader_kwargs:
+            loader_kwargs.update(
+                loader_worker_options(loader_kwargs.pop("num_workers"), self.device)
+            )
+        return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
 
     def _train_loader_specifics(self, dataset, loader_kwargs):
         """Turns ``batch_size`` (global) into this process's shares of each global batch.

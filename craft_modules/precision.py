@@ -2,7 +2,9 @@
 
 ``precision: auto`` (every recipe's default) means bf16 autocast on CUDA
 devices that support it, for training and evaluation, and fp32 elsewhere.
-``--precision=fp32|fp16|bf16`` on the command line still overrides it.
+``--precision=fp32|fp16|bf16`` on the command line still overrides it;
+``bf16`` on a CUDA device without bf16 (pre-Ampere) and ``fp16`` off CUDA
+are errors naming the device.
 
 Inside autocast, ``x.float()`` is not enough to compute a loss in float32:
 the matmuls of an InfoNCE would still run in bf16. The losses of the project
@@ -63,10 +65,8 @@ def resolve_precision(precision, device):
     -------
     >>> resolve_precision("auto", "cpu")
     'fp32'
-    >>> resolve_precision("bf16", "cpu")
-    Traceback (most recent call last):
-        ...
-    ValueError: precision=bf16 needs a CUDA device with bf16 support, but the device is cpu (use --precision=fp32)
+    >>> resolve_precision("bf16", "cpu")  # CPU autocast has bf16 (slow without AMX)
+    'bf16'
     >>> resolve_precision("half", "cpu")
     Traceback (most recent call last):
         ...
@@ -75,10 +75,10 @@ def resolve_precision(precision, device):
     precision = str(precision).lower()
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    supported = device_supports_bf16(device)
+    on_cuda = torch.device(device).type == "cuda"
     if precision == "auto":
-        return "bf16" if supported else "fp32"
-    if precision == "bf16" and not supported:
+        return "bf16" if on_cuda and device_supports_bf16(device) else "fp32"
+    if precision == "bf16" and on_cuda and not device_supports_bf16(device):
         raise ValueError(
             f"precision=bf16 needs a CUDA device with bf16 support, but the device "
             f"is {device} (use --precision=fp32)"

@@ -15,13 +15,13 @@ import sys
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules import distributed
 from craft_modules.dataio import SkipBadCollate, audio_pipeline, write_json_atomic
+from craft_modules.manifest import CompactDynamicItemDataset, CompactManifest
 from craft_modules.metrics import EvalShardSampler
 
 logger = get_logger(__name__)
@@ -205,12 +205,17 @@ def audio_dataset(
     output_keys=("id", "sig"),
     pad=True,
 ):
-    """A DynamicItemDataset reading, resampling and cropping/padding each clip.
+    """A dataset reading, resampling and cropping/padding each clip.
+
+    The manifest is held as numpy arrays (:class:`CompactManifest`), so
+    DataLoader workers share it instead of each copying millions of Python
+    objects; items are the same as those of SpeechBrain's DynamicItemDataset.
 
     Arguments
     ---------
-    manifest : str or dict
-        A JSON manifest path or its loaded dict.
+    manifest : str, dict or CompactManifest
+        A JSON manifest path (loaded as ``DynamicItemDataset.from_json``
+        does), its loaded dict, or a compact manifest.
     sample_rate : int
         Target sample rate.
     clip_duration : float
@@ -225,15 +230,13 @@ def audio_dataset(
 
     Returns
     -------
-    DynamicItemDataset
+    CompactDynamicItemDataset
         The dataset; bad audio gives a ``None`` signal, dropped by the collate.
     """
     items = [audio_pipeline(sample_rate, clip_duration, pad=pad), *extra_items]
-    if isinstance(manifest, dict):
-        return DynamicItemDataset(
-            manifest, dynamic_items=items, output_keys=list(output_keys)
-        )
-    return DynamicItemDataset.from_json(
+    if not isinstance(manifest, (dict, CompactManifest)):
+        manifest = CompactManifest.from_json(manifest)
+    return CompactDynamicItemDataset(
         manifest, dynamic_items=items, output_keys=list(output_keys)
     )
 
@@ -272,6 +275,127 @@ def one_hot_pipeline(n_classes, input_key="target", output_key="targets"):
         return vector
 
     return encode
+
+
+#: Most loader workers :func:`default_num_workers` gives one process.
+MAX_AUTO_WORKERS = 16
+#: Batches each loader worker prepares ahead.
+PREFETCH_FACTOR = 4
+
+
+def default_num_workers(max_workers=MAX_AUTO_WORKERS):
+    """Loader workers per process: this process's CPUs shared by the processes of its node.
+
+    The CPUs are those this process may run on (``os.sched_getaffinity``,
+    which respects cgroup/taskset limits), divided by ``LOCAL_WORLD_SIZE``
+    (the processes per node, set by torchrun; 1 without it).
+
+    Arguments
+    ---------
+    max_workers : int
+        Upper bound.
+
+    Returns
+    -------
+    int
+        At least 1, at most `max_workers`.
+
+    Example
+    -------
+    >>> 1 <= default_num_workers() <= MAX_AUTO_WORKERS
+    True
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        cpus = os.cpu_count() or 1
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    try:
+        processes = max(1, int(local))
+    except ValueError as err:
+        raise ValueError(f"LOCAL_WORLD_SIZE must be an integer, got {local!r}") from err
+    return max(1, min(int(max_workers), cpus // processes))
+
+
+def resolve_num_workers(value, key="num_workers"):
+    """The loader workers an hparams value asks for: ``auto`` (or None) or an int.
+
+    Arguments
+    ---------
+    value : int, str or None
+        ``"auto"``/None: :func:`default_num_workers`; an int (or a string
+        of digits) >= 0: that many.
+    key : str
+        The hparams key, for the error message.
+
+    Returns
+    -------
+    int
+        Number of workers.
+
+    Raises
+    ------
+    ValueError
+        For anything else (negative, fractional, other strings), naming `key`.
+
+    Example
+    -------
+    >>> resolve_num_workers(3), resolve_num_workers("0")
+    (3, 0)
+    >>> resolve_num_workers("auto") == default_num_workers()
+    True
+    >>> resolve_num_workers(-1)
+    Traceback (most recent call last):
+        ...
+    ValueError: num_workers must be 'auto' or an integer >= 0, got -1
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return default_num_workers()
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number is None or number < 0:
+        raise ValueError(f"{key} must be 'auto' or an integer >= 0, got {value!r}")
+    return number
+
+
+def loader_worker_options(num_workers, device=None):
+    """DataLoader options for `num_workers` processes feeding `device`.
+
+    With workers, they persist across epochs (no restart, and no re-copy of
+    the dataset, every epoch) and each prepares ``PREFETCH_FACTOR`` batches
+    ahead; batches are pinned for a CUDA device. Without workers, the
+    options DataLoader rejects then are left out.
+
+    Arguments
+    ---------
+    num_workers : int
+        Worker processes (0: load in the main process).
+    device : str or torch.device, optional
+        The training device.
+
+    Returns
+    -------
+    dict
+        ``num_workers``, ``pin_memory`` and, with workers,
+        ``persistent_workers`` and ``prefetch_factor``.
+
+    Example
+    -------
+    >>> loader_worker_options(4, "cuda:0")
+    {'num_workers': 4, 'pin_memory': True, 'persistent_workers': True, 'prefetch_factor': 4}
+    >>> loader_worker_options(0, "cpu")
+    {'num_workers': 0, 'pin_memory': False}
+    """
+    num_workers = resolve_num_workers(num_workers)
+    pin = device is not None and torch.device(device).type == "cuda"
+    options = {"num_workers": num_workers, "pin_memory": pin}
+    if num_workers > 0:
+        options["persistent_workers"] = True
+        options["prefetch_factor"] = PREFETCH_FACTOR
+    return options
 
 
 def train_loader_options(hparams):

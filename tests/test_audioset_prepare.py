@@ -7,6 +7,7 @@ Authors
 import importlib.util
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -329,3 +330,28 @@ def test_braces_in_file_names_survive_speechbrain_loading(tmp_path):
     item = dataset[0]
     assert item["id"] == "clip{1}"
     assert torch.allclose(item["sig"], torch.full((1600,), 0.25), atol=1e-4)
+
+
+def test_long_preparations_log_their_progress(audioset, tmp_path, monkeypatch, caplog):
+    import craft_modules.dataio as dataio
+
+    monkeypatch.setattr(dataio, "PROGRESS_INTERVAL_S", 0.0)  # a line per item
+    root, _ = audioset
+    with caplog.at_level("INFO"):
+        out = prep.prepare_audioset(str(root), str(tmp_path / "save"), num_workers=2)
+    messages = [record.getMessage() for record in caplog.records]
+    probed = [m for m in messages if m.startswith("AudioSet train, audio files probed")]
+    total = int(re.search(r"/(\d+) \(", probed[0]).group(1))
+    counts = [int(re.search(r": (\d+)/", m).group(1)) for m in probed[:-1]]
+    assert counts == list(range(1, total + 1)) and "min left" in probed[0]
+    assert re.fullmatch(rf".*probed: {total} in [\d.]+ s", probed[-1])
+    assert total >= len(_read(out["train"])) > 0
+    assert any("balanced_train_segments.csv lines read: 3," in m for m in messages)
+    assert any(m.startswith(f"Writing {out['train']} (") for m in messages)
+    # With the default interval, short preparations log only the totals.
+    monkeypatch.setattr(dataio, "PROGRESS_INTERVAL_S", 3600.0)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        prep.prepare_audioset(str(root), str(tmp_path / "again"))
+    lines = [r.getMessage() for r in caplog.records if "probed" in r.getMessage()]
+    assert len(lines) == 2 and all(" in " in line for line in lines)

@@ -67,3 +67,50 @@ def test_unequal_rank_batches_are_gathered(tmp_path):
     )
     assert torch.allclose(results[0][0], per_anchor[:3].mean(), atol=1e-6)
     assert torch.allclose(results[1][0], per_anchor[3:].mean(), atol=1e-6)
+
+
+def _nt_xent_worker(rank, world, init_file, sizes, z1, z2, results):
+    from craft_modules import distributed
+    from craft_modules.clar import nt_xent_loss
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    try:
+        distributed.set_gather_rows(max(sizes))
+        start = sum(sizes[:rank])
+        a = z1[start : start + sizes[rank]].clone().requires_grad_(True)
+        b = z2[start : start + sizes[rank]].clone().requires_grad_(True)
+        loss = nt_xent_loss(a, b, temperature=0.5)
+        weight = distributed.share_weight(sizes[rank], sum(sizes), world)
+        (loss * weight).backward()
+        results[rank] = (loss.detach(), a.grad, b.grad)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_clar_nt_xent_takes_its_negatives_from_every_process(tmp_path):
+    """Uneven shares (3 + 2): the share-weighted gradients are the 5-clip batch's."""
+    from craft_modules.clar import nt_xent_loss
+
+    torch.manual_seed(0)
+    sizes = [3, 2]
+    z1, z2 = torch.randn(5, 8), torch.randn(5, 8)
+    results = mp.Manager().dict()
+    init_file = os.path.join(tmp_path, "init")
+    mp.spawn(
+        _nt_xent_worker,
+        args=(2, init_file, sizes, z1, z2, results),
+        nprocs=2,
+        join=True,
+    )
+    a, b = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    full = nt_xent_loss(a, b, temperature=0.5)
+    full.backward()
+    weighted = sum(results[r][0] * sizes[r] for r in range(2)) / 5
+    assert torch.allclose(weighted, full.detach(), atol=1e-6)
+    # DDP averages over the 2 processes; each process's rows get every loss's gradient.
+    grad_a = torch.cat([results[0][1], results[1][1]]) / 2
+    grad_b = torch.cat([results[0][2], results[1][2]]) / 2
+    assert torch.allclose(grad_a, a.grad, atol=1e-6)
+    assert torch.allclose(grad_b, b.grad, atol=1e-6)

@@ -14,6 +14,8 @@ accepted instead of the CSVs. Missing, unreadable or empty audio, unknown
 labels and malformed rows are skipped and counted in
 ``prepare_summary.json``; nothing half-written is ever left behind. Paths are
 absolute, with literal braces doubled for ``DynamicItemDataset.from_json``.
+Long preparations log their progress (rows read, files probed: count, rate,
+time left) every 30 s.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -36,6 +38,7 @@ from craft_modules.dataio import (
     clear_prepared,
     find_audio_files,
     is_prepared,
+    log_progress,
     manifest_audio_path,
     mark_prepared,
     probe_audio,
@@ -167,6 +170,7 @@ def prepare_audioset(
             manifests["train"], manifests["unbalanced_train"]
         )
     for name, manifest in manifests.items():
+        logger.info("Writing %s (%d clips)", outputs[name], len(manifest))
         write_json_atomic(manifest, outputs[name])
         summary.add_written(name, len(manifest))
     write_json_atomic(labels, outputs["labels"])
@@ -312,12 +316,39 @@ class AudioIndex:
         if not os.path.isdir(folder):
             logger.warning("Audio folder %s does not exist", folder)
         files = find_audio_files(folder, extensions)
+        self._index_files(files)
+        logger.info("Found %d audio files under %s", len(files), folder)
+
+    @classmethod
+    def from_files(cls, files):
+        """An index of the given audio files (no folder walk).
+
+        Arguments
+        ---------
+        files : list of str
+            Audio file paths.
+
+        Returns
+        -------
+        AudioIndex
+            The index.
+
+        Example
+        -------
+        >>> AudioIndex.from_files(["/a/Yxyz.wav"]).find("xyz")
+        '/a/Yxyz.wav'
+        """
+        index = cls.__new__(cls)
+        index._index_files(files)
+        return index
+
+    def _index_files(self, files):
+        """Sorts the files by name (without extension) for prefix lookups."""
         entries = sorted(
             (os.path.splitext(os.path.basename(path))[0], path) for path in files
         )
         self._stems = [stem for stem, _ in entries]
         self._paths = [path for _, path in entries]
-        logger.info("Found %d audio files under %s", len(files), folder)
 
     def __len__(self):
         """Number of indexed audio files."""
@@ -421,7 +452,8 @@ def read_segments_csv(path, index, summary, split):
     clips = []
     name = os.path.basename(path)
     with open(path, newline="", encoding="utf-8-sig") as fin:
-        for line_number, line in enumerate(fin, start=1):
+        lines = log_progress(fin, f"AudioSet {split}, {name} lines read")
+        for line_number, line in enumerate(lines, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             fields = next(csv.reader([line], skipinitialspace=True))
@@ -539,7 +571,7 @@ def _try_probe(path):
         return None, err
 
 
-def probe_all(paths, num_workers=1):
+def probe_all(paths, num_workers=1, what=None):
     """Probes many audio files, optionally with a thread pool.
 
     Arguments
@@ -548,6 +580,9 @@ def probe_all(paths, num_workers=1):
         Audio files.
     num_workers : int
         Number of threads (1: no pool).
+    what : str, optional
+        Names the files in progress log lines (see
+        :func:`craft_modules.dataio.log_progress`); None logs nothing.
 
     Returns
     -------
@@ -560,9 +595,16 @@ def probe_all(paths, num_workers=1):
     'missing'
     """
     if num_workers <= 1:
-        return [_try_probe(path) for path in paths]
+        return _collect(map(_try_probe, paths), what, len(paths))
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
-        return list(pool.map(_try_probe, paths))
+        return _collect(pool.map(_try_probe, paths), what, len(paths))
+
+
+def _collect(results, what, total):
+    """The results as a list, logging progress when `what` names them."""
+    if what is None:
+        return list(results)
+    return list(log_progress(results, what, total))
 
 
 def build_manifest(clips, known_mids, summary, split, num_workers=1):
@@ -605,7 +647,8 @@ def build_manifest(clips, known_mids, summary, split, num_workers=1):
         else:
             with_audio.append(clip)
     manifest = {}
-    results = probe_all([clip.wav for clip in with_audio], num_workers)
+    paths = [clip.wav for clip in with_audio]
+    results = probe_all(paths, num_workers, f"AudioSet {split}, audio files probed")
     for clip, (info, error) in zip(with_audio, results):
         if error is not None:
             summary.skip(split, clip.clip_id, SKIP_REASONS[error.reason], str(error))
@@ -693,7 +736,8 @@ def prepare_unlabeled_folder(
     summary = PreparationSummary(f"Unlabeled audio ({folder})")
     files = find_audio_files(folder, extensions)
     manifest = {}
-    for path, (info, error) in zip(files, probe_all(files, num_workers)):
+    probes = probe_all(files, num_workers, f"{folder}: audio files probed")
+    for path, (info, error) in zip(files, probes):
         clip_id = os.path.splitext(os.path.relpath(path, folder))[0]
         clip_id = clip_id.replace(os.sep, "/")
         if error is not None:

@@ -17,16 +17,17 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import json
 import math
 import os
 import sys
 
 from audioset_prepare import prepare_for_recipe, prepare_unlabeled_folder
+from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.brain import PretrainBrain
+from craft_modules.manifest import CompactManifest
 from craft_modules.official import initialise_model
 from craft_modules.recipe import (
     audio_dataset,
@@ -43,7 +44,7 @@ logger = get_logger(__name__)
 
 
 def prepare_manifests(hparams):
-    """Writes the manifests on the main process; returns (train, valid) manifest dicts."""
+    """Writes the manifests on the main process; returns (train, valid) compact manifests."""
     if hparams["unlabeled_folder"]:
         path = run_on_main(
             prepare_unlabeled_folder,
@@ -52,23 +53,20 @@ def prepare_manifests(hparams):
                 "save_folder": hparams["prepare_folder"],
             },
         )
-        with open(path, encoding="utf-8") as fin:
-            clips = json.load(fin)
+        clips = load_data_json(path)
         ids = sorted(clips)
         n_valid = max(1, int(len(ids) * hparams["valid_fraction"]))
         if len(ids) <= n_valid:
             raise ValueError(
                 f"{hparams['unlabeled_folder']} has too few readable clips ({len(ids)})"
             )
-        valid = {k: clips[k] for k in ids[-n_valid:]}
-        train = {k: clips[k] for k in ids[:-n_valid]}
+        valid = CompactManifest({k: clips[k] for k in ids[-n_valid:]})
+        train = CompactManifest({k: clips[k] for k in ids[:-n_valid]})
         return train, valid
     outputs = prepare_for_recipe(hparams)
-    manifests = []
-    for key in ("train_manifest", "eval"):
-        with open(outputs[key], encoding="utf-8") as fin:
-            manifests.append(json.load(fin))
-    return manifests[0], manifests[1]
+    return tuple(
+        CompactManifest.from_json(outputs[key]) for key in ("train_manifest", "eval")
+    )
 
 
 def validation_interval_sampler(hparams, n_train):

@@ -17,7 +17,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import json
 import os
 import sys
 
@@ -25,6 +24,7 @@ import speechbrain as sb
 from audioset_prepare import prepare_for_recipe
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.manifest import CompactManifest
 from craft_modules.recipe import (
     finish,
     parse_recipe_arguments,
@@ -50,8 +50,8 @@ def main():
     hparams = start_experiment(hparams_file, overrides)
     outputs = prepare_for_recipe(hparams)
     checked_labels(hparams, outputs["labels"])
-    with open(outputs["train_manifest"], encoding="utf-8") as fin:
-        train_manifest = json.load(fin)
+    # Held as arrays: shared by the loader workers, and weighed by the sampler.
+    train_manifest = CompactManifest.from_json(outputs["train_manifest"])
     datasets = multilabel_datasets(
         hparams, outputs["labels"], {"train": train_manifest, "eval": outputs["eval"]}
     )

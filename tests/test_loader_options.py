@@ -1,0 +1,101 @@
+"""Loader worker options: ``num_workers: auto``, CPUs per process, DataLoader settings.
+
+Authors
+ * CRAFT for SpeechBrain contributors 2026
+"""
+
+import glob
+import os
+import re
+
+import pytest
+import torch
+
+from craft_modules import recipe
+from craft_modules.recipe import (
+    default_num_workers,
+    loader_worker_options,
+    resolve_num_workers,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def cpus(monkeypatch):
+    """Sets the CPUs this process may use and the processes per node."""
+
+    def set_cpus(n_cpus, local_world_size=None):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(n_cpus)))
+        if local_world_size is None:
+            monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world_size))
+
+    return set_cpus
+
+
+@pytest.mark.parametrize(
+    "n_cpus, local_world_size, expected",
+    [(12, None, 12), (32, 8, 4), (30, 8, 3), (4, 8, 1), (128, 1, 16), (128, 4, 16)],
+)
+def test_default_workers_share_the_cpus_between_the_nodes_processes(
+    cpus, n_cpus, local_world_size, expected
+):
+    cpus(n_cpus, local_world_size)
+    assert default_num_workers() == expected
+
+
+def test_bad_local_world_size_is_named(cpus):
+    cpus(8, "two")
+    with pytest.raises(ValueError, match="LOCAL_WORLD_SIZE"):
+        default_num_workers()
+
+
+def test_auto_none_and_ints_resolve(cpus):
+    cpus(6, 2)
+    assert resolve_num_workers("auto") == 3
+    assert resolve_num_workers(" AUTO ") == 3
+    assert resolve_num_workers(None) == 3
+    assert resolve_num_workers(0) == 0 and resolve_num_workers(7) == 7
+    assert resolve_num_workers("5") == 5
+
+
+@pytest.mark.parametrize("value", [-1, "-2", "many", 2.5, True, [2]])
+def test_bad_values_are_a_value_error_naming_the_key(value):
+    with pytest.raises(ValueError, match="num_workers must be 'auto' or an integer"):
+        resolve_num_workers(value)
+    with pytest.raises(ValueError, match="^loader_workers must"):
+        resolve_num_workers(value, key="loader_workers")
+
+
+def test_options_with_and_without_workers():
+    assert loader_worker_options(3, torch.device("cuda", 1)) == {
+        "num_workers": 3,
+        "pin_memory": True,
+        "persistent_workers": True,
+        "prefetch_factor": recipe.PREFETCH_FACTOR,
+    }
+    assert 2 <= recipe.PREFETCH_FACTOR <= 4
+    assert loader_worker_options(0, "cuda") == {"num_workers": 0, "pin_memory": True}
+    assert loader_worker_options(2, "cpu")["pin_memory"] is False
+    assert loader_worker_options(2, None)["pin_memory"] is False
+    with pytest.raises(ValueError, match="num_workers"):
+        loader_worker_options(-3, "cpu")
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_dataloader_accepts_the_options(num_workers):
+    options = loader_worker_options(num_workers, "cpu")
+    loader = torch.utils.data.DataLoader(list(range(6)), batch_size=2, **options)
+    for _ in range(2):  # persistent workers serve a second epoch too
+        assert [batch.tolist() for batch in loader] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_every_recipe_yaml_defaults_to_auto_workers():
+    files = sorted(glob.glob(os.path.join(ROOT, "recipes", "*", "hparams", "*.yaml")))
+    assert len(files) > 20
+    for path in files:
+        with open(path, encoding="utf-8") as fin:
+            values = re.findall(r"^num_workers:\s*(\S+)", fin.read(), re.MULTILINE)
+        assert values == ["auto"], path

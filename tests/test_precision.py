@@ -1,0 +1,71 @@
+"""``precision: auto``, its overrides and errors, and losses computed in float32 under autocast."""
+
+import pytest
+import torch
+
+import craft_modules.precision as precision
+from craft_modules.brain import PretrainBrain
+from craft_modules.clar import nt_xent_loss
+from craft_modules.objectives import masked_patch_infonce, masked_patch_mse, swacl_loss
+from craft_modules.precision import resolve_precision
+
+
+def test_auto_is_bf16_on_a_gpu_with_bf16_and_fp32_elsewhere(monkeypatch):
+    assert resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(precision, "device_supports_bf16", lambda d: True)
+    assert resolve_precision("auto", "cuda:0") == "bf16"
+    assert resolve_precision("fp32", "cuda:0") == "fp32"  # an explicit choice wins
+
+
+def test_bf16_on_a_gpu_without_bf16_is_an_error_naming_the_device(monkeypatch):
+    monkeypatch.setattr(precision, "device_supports_bf16", lambda d: False)
+    with pytest.raises(ValueError, match="bf16 support, but the device is cuda:1"):
+        resolve_precision("bf16", "cuda:1")
+    assert resolve_precision("auto", "cuda:1") == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("float16", "cpu")
+
+
+def test_the_command_line_overrides_the_yaml_and_evaluation_follows(tmp_path):
+    from speechbrain.utils.run_opts import RunOptions
+
+    def brain(run_opts, **hparams):
+        return PretrainBrain(
+            modules={"model": torch.nn.Linear(2, 2)},
+            hparams={"precision": "auto", **hparams},
+            run_opts=run_opts,
+        )
+
+    auto = brain(RunOptions(device="cpu", overridden_args={"device"}))
+    assert (auto.precision, auto.eval_precision) == ("fp32", "fp32")
+    cli = brain({"device": "cpu", "precision": "bf16"})  # bf16 autocast exists on CPU
+    assert (cli.precision, cli.eval_precision) == ("bf16", "bf16")
+    with cli.training_ctx:
+        assert (torch.randn(2, 2) @ torch.randn(2, 2)).dtype == torch.bfloat16
+    split = brain({"device": "cpu", "precision": "bf16"}, eval_precision="fp32")
+    assert split.eval_precision == "fp32"
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        brain({"device": "cpu", "precision": "fp16"})
+
+
+def test_losses_run_in_float32_inside_bf16_autocast():
+    torch.manual_seed(0)
+    pred, target = torch.randn(2, 30, 256), torch.randn(2, 30, 256)
+    wav, spec = torch.randn(6, 64), torch.randn(6, 64)
+    full = [
+        masked_patch_infonce(pred, target)[0],
+        masked_patch_mse(pred, target),
+        swacl_loss(wav, spec)[0],
+        nt_xent_loss(wav, spec),
+    ]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = [
+            masked_patch_infonce(pred.bfloat16(), target.bfloat16())[0],
+            masked_patch_mse(pred, target),
+            swacl_loss(wav, spec)[0],
+            nt_xent_loss(wav, spec),
+        ]
+    assert all(b.dtype == torch.float32 for b in low)
+    # Inputs already in float32 give the float32 result exactly, autocast or not.
+    for a, b in zip(full[1:], low[1:]):
+        assert torch.equal(a, b)
