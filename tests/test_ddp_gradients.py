@@ -81,6 +81,7 @@ def _patcher():
 
 
 def _worker(rank, world, init_file, results):
+    torch.set_num_threads(1)
     dist.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
     )
@@ -96,16 +97,37 @@ def _worker(rank, world, init_file, results):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_processes_give_the_single_process_gradient(world, tmp_path, monkeypatch):
-    def patch(fn):
-        monkeypatch.setattr("craft_modules.models.mask_ids", fn)
+@pytest.fixture(scope="module")
+def single_process_gradients():
+    import craft_modules.models
 
+    original = craft_modules.models.mask_ids
+    try:
+        return {
+            kind: _gradient(kind, list(range(GLOBAL_BATCH)), 1, _patcher())
+            for kind in KINDS
+        }
+    finally:
+        craft_modules.models.mask_ids = original
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_processes_give_the_single_process_gradient(
+    world, tmp_path, single_process_gradients
+):
     results = mp.Manager().dict()
     init_file = os.path.join(tmp_path, "init")
-    mp.spawn(_worker, args=(world, init_file, results), nprocs=world, join=True)
+    # fork: the workers inherit the imported modules (spawn re-imports them).
+    mp.start_processes(
+        _worker,
+        args=(world, init_file, results),
+        nprocs=world,
+        join=True,
+        start_method="fork",
+    )
+    results = dict(results)  # one copy out of the manager, not one per lookup
     for kind in KINDS:
-        single = _gradient(kind, list(range(GLOBAL_BATCH)), 1, patch)
+        single = single_process_gradients[kind]
         for rank in range(world):  # DDP leaves every process with the same average
             for name, grad in single.items():
                 got = results[rank][kind][name]
