@@ -283,6 +283,17 @@ class MSAE(nn.Module):
         self.activation = activation
         self.act = torch.abs if activation == "abs" else ACTIVATIONS[activation]()
 
+    def _activate(self, x):
+        """The nonlinearity; ReLU in place on the fresh convolution output.
+
+        The convolution's backward needs its input and weight, not its output,
+        so ReLU may overwrite it: one ``(batch, n_bins, samples / conv_stride)``
+        buffer less per scale (the largest tensors of a PSWaCL step).
+        """
+        if self.activation == "relu":
+            return torch.relu_(x)
+        return self.act(x)
+
     @property
     def n_scales(self):
         """Number of scales, i.e. image channels."""
@@ -314,7 +325,7 @@ class MSAE(nn.Module):
         kernel = self.win_length // self.conv_stride
         stride = self.hop_length // self.conv_stride
         scales = [
-            nn.functional.avg_pool1d(self.act(conv(x)), kernel, stride)
+            nn.functional.avg_pool1d(self._activate(conv(x)), kernel, stride)
             for conv in self.convs
         ]
         image = torch.stack(scales, dim=1)  # (B, S, n_bins, frames)

@@ -218,7 +218,9 @@ class KaldiFbank(torch.nn.Module):
         frames = frames - frames.mean(dim=-1, keepdim=True)
         previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
         frames = (frames - self.preemphasis * previous) * self.window
-        power = torch.fft.rfft(frames, n=self.n_fft).abs().pow(2)
+        spectrum = torch.fft.rfft(frames, n=self.n_fft)
+        # |z|^2 without the square root of abs() (kaldi squares the magnitude).
+        power = spectrum.real.square() + spectrum.imag.square()
         eps = torch.finfo(torch.float32).eps
         logmel = torch.matmul(power, self.mel_banks).clamp_min(eps).log()
         n_frames = self.num_frames(n_valid)

@@ -75,6 +75,7 @@ def test_options_with_and_without_workers():
         "pin_memory": True,
         "persistent_workers": True,
         "prefetch_factor": recipe.PREFETCH_FACTOR,
+        "worker_init_fn": recipe.freeze_inherited_objects,
     }
     assert 2 <= recipe.PREFETCH_FACTOR <= 4
     assert loader_worker_options(0, "cuda") == {"num_workers": 0, "pin_memory": True}
