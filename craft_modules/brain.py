@@ -225,6 +225,12 @@ class CraftBrain(sb.Brain):
         self._train_collate = loader_kwargs.get("collate_fn")
         if "batch_sampler" in loader_kwargs:
             sampler = loader_kwargs["batch_sampler"]
+            if _distributed() and not isinstance(sampler, ShareBatchSampler):
+                raise ValueError(
+                    "under DDP a training batch_sampler must be a ShareBatchSampler "
+                    "(every process would read every batch); pass a sampler of "
+                    "indices and the global batch_size instead"
+                )
         else:
             global_batch = int(loader_kwargs.pop("batch_size", 1))
             index_sampler = loader_kwargs.pop("sampler", None)
