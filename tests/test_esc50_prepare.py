@@ -133,3 +133,18 @@ def test_rerun_is_skipped(esc50, tmp_path, monkeypatch):
     os.remove(os.path.join(save, prep.OPTIONS_FILE))
     prep.prepare_esc50(str(root), save)
     assert len(calls) == 1
+
+
+def test_a_data_folder_with_braces_trains(tmp_path, monkeypatch):
+    """The preparation doubles braces for SpeechBrain; the recipe reads them back."""
+    root = tmp_path / "ESC{50}"
+    make_esc50(
+        str(root), n_classes=3, clips_per_class=5, sample_rate=44100, duration=0.5
+    )
+    prep.prepare_esc50(str(root), str(tmp_path / "prepared"))
+    monkeypatch.syspath_prepend(str(REPO / "recipes" / "ESC50"))
+    recipe = _load_recipe_module("recipes/ESC50/train.py", "esc50_train")
+    hparams = {"sample_rate": 16000, "clip_duration": 0.5, "n_classes": 3}
+    train, test = recipe.fold_datasets(hparams, tmp_path / "prepared" / "esc50.json", 1)
+    assert len(train) == 12 and len(test) == 3
+    assert train[0]["sig"] is not None and train[0]["sig"].shape[0] == 8000

@@ -18,12 +18,12 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import json
 import os
 import sys
 
 import speechbrain as sb
 from esc50_prepare import prepare_esc50
+from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.metrics import save_confusion_matrix
@@ -46,8 +46,7 @@ from craft_modules.training import (
 
 def fold_datasets(hparams, manifest_path, fold):
     """Training set (the other folds) and evaluation set (``fold``)."""
-    with open(manifest_path, encoding="utf-8") as fin:
-        manifest = json.load(fin)
+    manifest = load_data_json(manifest_path)  # undoubles braces in file names
     train = {k: v for k, v in manifest.items() if int(v["fold"]) != fold}
     test = {k: v for k, v in manifest.items() if int(v["fold"]) == fold}
     if not train or not test:
