@@ -100,3 +100,29 @@ def test_every_recipe_yaml_defaults_to_auto_workers():
         with open(path, encoding="utf-8") as fin:
             values = re.findall(r"^num_workers:\s*(\S+)", fin.read(), re.MULTILINE)
         assert values == ["auto"], path
+
+
+def test_the_brain_builds_training_loaders_with_shares_and_worker_options():
+    import speechbrain as sb
+    from speechbrain.dataio.dataset import DynamicItemDataset
+
+    from craft_modules.brain import CraftBrain
+    from craft_modules.sampling import ShareBatchSampler
+
+    data = {f"c{i}": {"x": [float(i)]} for i in range(10)}
+    dataset = DynamicItemDataset(data, output_keys=["id", "x"])
+    brain = CraftBrain(
+        modules={"model": torch.nn.Linear(1, 1)}, run_opts={"device": "cpu"}
+    )
+    options = recipe.train_loader_options({"batch_size": 4, "num_workers": 1})
+    loader = brain.make_dataloader(dataset, sb.Stage.TRAIN, **options)
+    assert isinstance(loader.batch_sampler, ShareBatchSampler)
+    assert (
+        loader.batch_sampler.batch_size == 4
+        and brain.train_sampler is loader.batch_sampler
+    )
+    assert loader.num_workers == 1 and loader.persistent_workers
+    assert loader.prefetch_factor == recipe.PREFETCH_FACTOR and not loader.pin_memory
+    batches = [batch.id for batch in loader]
+    assert [len(b) for b in batches] == [4, 4, 4]  # the last batch completed to 4
+    assert sorted({i for b in batches for i in b}) == sorted(data)
