@@ -1,7 +1,7 @@
 """SSAST's training augmentations, batched on the model's device.
 
 The official SSAST data loader augments one clip at a time
-(``ssast_spec.md`` sections 1.3, 1.4 and 1.6). The same random draws are made
+(``src/dataloader.py`` of YuanGongND/ssast: mixup, SpecAugment masking, noise). The same random draws are made
 here per clip, but for a whole padded batch in a few tensor operations:
 
 * :func:`mixup` / :class:`MixUp`: waveform-level mixup with a partner drawn

@@ -47,10 +47,6 @@ from craft_modules.sampling import ShareBatchSampler
 logger = get_logger(__name__)
 
 
-def _distributed():
-    return distributed.is_distributed()
-
-
 def run_option(run_opts, hparams, key, default=None):
     """A SpeechBrain run option with its priority: command line > YAML > default.
 
@@ -225,7 +221,9 @@ class CraftBrain(sb.Brain):
         self._train_collate = loader_kwargs.get("collate_fn")
         if "batch_sampler" in loader_kwargs:
             sampler = loader_kwargs["batch_sampler"]
-            if _distributed() and not isinstance(sampler, ShareBatchSampler):
+            if distributed.is_distributed() and not isinstance(
+                sampler, ShareBatchSampler
+            ):
                 raise ValueError(
                     "under DDP a training batch_sampler must be a ShareBatchSampler "
                     "(every process would read every batch); pass a sampler of "
@@ -279,7 +277,7 @@ class CraftBrain(sb.Brain):
         """
         if batch is None:
             logger.warning("Skipping a training batch whose clips all failed to load")
-            if not _distributed():
+            if not distributed.is_distributed():
                 return None
             self._zero_weight = True
             batch = self._silent_batch()
@@ -310,8 +308,6 @@ class CraftBrain(sb.Brain):
             self._loss_sum, self._loss_count, self._nonfinite = None, 0, None
         if loss is None:
             return self._shown_loss
-        if not isinstance(loss, torch.Tensor):
-            loss = torch.tensor(float(loss))
         finite = torch.isfinite(loss)
         value = torch.where(finite, loss, torch.zeros_like(loss)).float()
         if self._loss_sum is None:

@@ -11,7 +11,8 @@ so transfer is by name. Two things differ between the stages:
   stride changes, which is not a parameter); the positional embedding is
   resized on the ``(freq, time)`` grid: centre crop along an axis that shrinks,
   bilinear interpolation along one that grows (SSAST's rule). SSAST's own
-  frequency crop has a bug (it crops ``t_dim`` rows, ``ssast_spec.md`` 6.1)
+  frequency crop has a bug (it crops ``t_dim`` rows; ``ASTModel.__init__`` of YuanGongND/ssast,
+  ``src/models/ast_models.py``)
   that crashes whenever the frequency axis shrinks; here it crops ``f_dim``.
   ``mode="bilinear"`` interpolates both axes instead.
 * the heads: pretraining heads (masked-patch predictors, projection heads,

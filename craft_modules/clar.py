@@ -1,7 +1,7 @@
 """CLAR: contrastive and supervised learning of auditory representations.
 
-CLAR (Al-Tahan & Mohsenzadeh, AISTATS 2021; ``clar_summary.md`` and
-``papers_and_peers.md`` section 1) trains an encoder on two augmented views of
+CLAR (Al-Tahan & Mohsenzadeh, "CLAR: Contrastive Learning of Auditory
+Representations", AISTATS 2021) trains an encoder on two augmented views of
 each clip with SimCLR's NT-Xent loss, jointly with cross-entropy on the part of
 the batch that is labelled. This module holds its building blocks:
 

@@ -549,9 +549,7 @@ class DiverseEmbeddingModel(nn.Module):
         if self.training:
             # Every chunk, padding included (masked below): static shapes, no sync.
             chunks, chunk_lens, valid = self.chunk(wavs, lens, every_chunk=True)
-            embeddings = self.embed_chunks(chunks, chunk_lens).view(
-                *valid.shape, -1
-            ) * valid[..., None].to(chunks.dtype)
+            embeddings = self.embed_chunks(chunks, chunk_lens)
             place = _as_chunk_grid
         else:  # only the chunks holding audio (long clips of varied lengths)
             chunks, chunk_lens, valid = self.chunk(wavs, lens)

@@ -17,7 +17,7 @@ The signal processing (STFT, mel, log, DCT) always runs in float32, outside
 any autocast region, so ``--precision=bf16`` only affects the learned layers.
 
 The paper's exact settings (peak picking, patch size, which MobileNet) were
-not available (see ``notes/papers_and_peers.md`` section 2); the values here
+not given in the paper; the values here
 are documented defaults. Every stream has the attributes ``feature_dim`` and
 ``sample_rate`` and the method ``num_frames(samples)``: the number of frames
 a clip of that many samples gives, which :class:`craft_modules.diverse.

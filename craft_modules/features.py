@@ -23,7 +23,7 @@ from torchaudio.compliance.kaldi import get_mel_banks
 from craft_modules.inputs import check_waveform_batch, valid_samples
 
 #: Normalisation statistics of the official SSAST/AST recipes, ``(mean, std)``
-#: of padded log-mel fbanks (``ssast_spec.md`` section 1.5).
+#: of padded log-mel fbanks (``src/run.py`` of YuanGongND/ssast and YuanGongND/ast).
 NORM_STATS = {
     "audioset": (-4.2677393, 4.5689974),
     "esc50": (-6.6268077, 5.358466),

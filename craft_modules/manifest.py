@@ -41,7 +41,22 @@ def _position(index, length):
     return position
 
 
-class StringArray(Sequence):
+class _Ragged(Sequence):
+    """Rows ``offsets[i]:offsets[i + 1]`` of a flat array: the shared CSR indexing."""
+
+    def __len__(self):
+        """Number of rows."""
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index):
+        """Row `index` (a list of rows for a slice)."""
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = _position(index, len(self))
+        return self._row(self.offsets[position], self.offsets[position + 1])
+
+
+class StringArray(_Ragged):
     """Read-only sequence of strings stored as one UTF-8 buffer and offsets.
 
     A prefix shared by every string (e.g. the audio folder of all paths) is
@@ -72,16 +87,7 @@ class StringArray(Sequence):
         np.cumsum(lengths, out=self.offsets[1:])
         self.buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
 
-    def __len__(self):
-        """Number of strings."""
-        return len(self.offsets) - 1
-
-    def __getitem__(self, index):
-        """The string at `index` (a list of strings for a slice)."""
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        position = _position(index, len(self))
-        start, stop = self.offsets[position], self.offsets[position + 1]
+    def _row(self, start, stop):
         return self.prefix + self.buffer[start:stop].tobytes().decode("utf-8")
 
     def __iter__(self):
@@ -95,7 +101,7 @@ class StringArray(Sequence):
         return self.buffer.nbytes + self.offsets.nbytes
 
 
-class StringListArray(Sequence):
+class StringListArray(_Ragged):
     """Read-only sequence of lists of strings, in CSR layout.
 
     Each distinct string is stored once in a sorted vocabulary
@@ -129,16 +135,7 @@ class StringListArray(Sequence):
         self.offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
 
-    def __len__(self):
-        """Number of lists."""
-        return len(self.offsets) - 1
-
-    def __getitem__(self, index):
-        """The list at `index` (a list of lists for a slice)."""
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        position = _position(index, len(self))
-        start, stop = self.offsets[position], self.offsets[position + 1]
+    def _row(self, start, stop):
         return [self.vocabulary[code] for code in self.indices[start:stop].tolist()]
 
     @property

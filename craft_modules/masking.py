@@ -10,7 +10,7 @@ same random process computed with tensor operations: it draws a pool of
 cluster starts per clip, finds for every patch the first cluster that covers
 it, and stops each clip at the first cluster after which the union exceeds
 ``mask_patch``. The distribution of masks is therefore the official one,
-including its bias towards the upper mel rows (see ``ssast_spec.md`` section 3).
+including its bias towards the upper mel rows (``gen_maskid_patch`` in ``src/models/ast_models.py`` of YuanGongND/ssast).
 
 Frame models (patches spanning all mel bins) use uniform random masking
 (:func:`random_mask_ids`), as the official code does.

@@ -1,7 +1,7 @@
 """Evaluation statistics of SSAST and helpers to compute them under DDP.
 
 :func:`multilabel_metrics` follows the ``calculate_stats`` routine of the
-official SSAST code (``ssast_spec.md`` section 6.3): per class, scikit-learn's
+official SSAST code (``src/utilities/stats.py`` of YuanGongND/ssast): per class, scikit-learn's
 average precision and ROC AUC of the scores against the binary targets, their
 means over classes (mAP, mAUC), ``d' = sqrt(2) * Phi^-1(mAUC)`` and the
 accuracy of ``argmax(scores)`` against ``argmax(targets)``. Classes without

@@ -1,7 +1,8 @@
 """Pretraining objectives: masked patch modelling (SSAST) and SWaCL (CRAFT).
 
 Masked spectrogram patch modelling follows the official SSAST code where it
-differs from its paper (``ssast_spec.md`` section 4), because that is what
+differs from its paper (``mpc`` and ``mpg`` in ``src/models/ast_models.py``
+of YuanGongND/ssast), because that is what
 produced the released checkpoints and numbers:
 
 * the discriminative InfoNCE scores every masked target against every

@@ -6,7 +6,7 @@ the official ``ASTModel``: keys start with ``module.v.`` (the timm ViT),
 pretraining checkpoints add ``p_input_fdim`` / ``p_input_tdim`` (the input
 size the positional embedding was trained for), ``mask_embed``,
 ``cpredlayer.*`` and ``gpredlayer.*``; fine-tuned ones add ``mlp_head.*``
-(``ssast_spec.md`` section 9). Their names map one to one onto this
+(the released checkpoints of YuanGongND/ssast). Their names map one to one onto this
 project's spectrogram stream:
 
 =============================  ===============================

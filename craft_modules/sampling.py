@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 
+from craft_modules.distributed import batch_shares
 from craft_modules.manifest import CompactManifest, StringListArray
 
 LABEL_WEIGHT_NUMERATOR = 1000.0
@@ -238,8 +239,6 @@ class ShareBatchSampler(torch.utils.data.Sampler):
     def __init__(
         self, sampler, batch_size, world_size=1, rank=0, accumulation=1, drop_last=False
     ):
-        from craft_modules.distributed import batch_shares
-
         self.sampler = sampler
         self.batch_size = int(batch_size)
         self.world_size, self.rank = int(world_size), int(rank)

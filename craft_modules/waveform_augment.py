@@ -1,6 +1,6 @@
 """CLAR's waveform augmentations, batched on the waveforms' device.
 
-CLAR (``clar_summary.md``; ``papers_and_peers.md`` section 1.3) augments each
+CLAR (Al-Tahan & Mohsenzadeh, AISTATS 2021, Section 3) augments each
 clip with a random subset of six transformations, each applied with
 probability 0.5 (``torchvision.transforms.RandomApply``). The official code
 does this per clip with librosa and numpy; here every transformation works on a

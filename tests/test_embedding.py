@@ -8,7 +8,7 @@ from craft_modules.features import KaldiFbank
 from craft_modules.models import CraftPretrainer
 from craft_modules.transformer import ViTEncoder
 
-# Official SSAST numbers (ssast_spec.md, sections 2.1 and 9): the full pretraining
+# Official SSAST numbers (YuanGongND/ssast ast_models.py and its released checkpoints): the full pretraining
 # model, minus the two unused 1000-way timm heads and the two int64 scalars.
 OFFICIAL_PRETRAIN_PARAMS = {
     "tiny": 6_046_290 - 2 * (192 * 1000 + 1000) - 2,

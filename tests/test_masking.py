@@ -15,7 +15,7 @@ def test_cluster_masks_are_unique_sorted_and_in_range(mask_patch):
 
 
 def test_cluster_masks_follow_the_official_row_distribution():
-    # Measured on the official generator (ssast_spec.md section 3), 400 of 8x64.
+    # Measured on the official generator (gen_maskid_patch of YuanGongND/ssast), 400 of 8x64.
     official_rows = torch.tensor([0.42, 0.67, 0.81, 0.87, 0.89, 0.89, 0.89, 0.82])
     ids = cluster_mask_ids(3000, 8, 64, 400)
     mask = torch.zeros(3000, 512).scatter_(1, ids, 1.0).view(3000, 8, 64)

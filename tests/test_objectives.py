@@ -9,7 +9,7 @@ from craft_modules.objectives import masked_patch_infonce, masked_patch_mse, swa
 
 
 def official_mpc(pred, target):
-    """The official per-clip loop of SSAST's mpc (ssast_spec.md 4.1)."""
+    """The official per-clip loop of SSAST's mpc (YuanGongND/ssast ast_models.py)."""
     nce, correct = 0.0, 0
     batch, masked = pred.shape[:2]
     for i in range(batch):

@@ -24,7 +24,7 @@ BLOCK = {
 
 
 def official_state(size, pretrain, depth=12, n_classes=527, grid=(12, 101)):
-    """The key names and shapes of ssast_spec.md section 9, with DataParallel prefixes."""
+    """The key names and shapes of the released SSAST checkpoints, with DataParallel prefixes."""
     d = DIMS[size]
     gen = torch.Generator().manual_seed(0)
     shapes = {
