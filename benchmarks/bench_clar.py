@@ -1,6 +1,6 @@
 """CLAR: augmentation throughput (clips/s) next to the model's training step rate.
 
-Each waveform augmentation of :mod:`craft_modules.waveform_augment`
+Each waveform augmentation of :mod:`craft_modules.augment.waveform`
 (applied to every clip, ``prob=1``) on a batch of 5 s clips at 16 kHz on
 CPU, then a CLAR training step (two views, NT-Xent + CE, Adam) of the
 spectrogram and raw ResNet18 encoders on the same batch. Augmentations keep
@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from craft_modules import waveform_augment as wa
-from craft_modules.clar import ClarModel, clar_losses
+from craft_modules.augment import waveform as wa
+from craft_modules.models.clar import ClarModel, clar_losses
 
 
 def rate(fn, batch_size, repeats):

@@ -61,8 +61,8 @@ import time
 
 import torch
 
-from craft_modules.masking import cluster_mask_ids
-from craft_modules.models import CraftClassifier, CraftPretrainer
+from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+from craft_modules.nn.masking import cluster_mask_ids
 
 BATCH, SAMPLES, N_CLASSES, TARGET_FRAMES, MASK_PATCH = 2, 160000, 527, 1024, 400
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974

@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from craft_modules.dataio import SkipBadCollate
-from craft_modules.models import CraftClassifier
-from craft_modules.recipe import audio_dataset
-from craft_modules.synth import make_esc50
+from craft_modules.data.audio import SkipBadCollate
+from craft_modules.models.craft import CraftClassifier
+from craft_modules.testing.synth import make_esc50
+from craft_modules.training.experiment import audio_dataset
 
 
 def pipeline_rate(manifest, workers, batch_size):

@@ -1,7 +1,7 @@
 """Diverse embeddings: training clips/s of the combined model against each stream alone.
 
 A training step (forward, BCE, backward, Adam) of
-:class:`craft_modules.diverse.DiverseEmbeddingModel` at the paper's sizes
+:class:`craft_modules.models.diverse.DiverseEmbeddingModel` at the paper's sizes
 (64-d, 6 blocks per stream, 1 s chunks) on 5 s clips, for the four streams
 together and for each stream alone, on CPU. Results are printed and written
 as JSON.
@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from craft_modules.diverse import DiverseEmbeddingModel
-from craft_modules.diverse_features import STREAMS
+from craft_modules.features.diverse_streams import STREAMS
+from craft_modules.models.diverse import DiverseEmbeddingModel
 
 
 def clips_per_second(streams, batch_size, steps, seconds=5.0):

@@ -28,8 +28,8 @@ import soundfile as sf
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from craft_modules.dataio import write_json_atomic
-from craft_modules.inference import AudioTagger
+from craft_modules.data.audio import write_json_atomic
+from craft_modules.inference.tagger import AudioTagger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 YAMLS = {"swab": "craft.yaml", "ast": "ast.yaml", "swast": "swast.yaml"}
@@ -63,7 +63,7 @@ def time_to_first_result(run, audio):
     """Seconds from a fresh interpreter to one tagged file (model load included)."""
     code = (
         "import time; t = time.perf_counter();"
-        "from craft_modules.inference import AudioTagger;"
+        "from craft_modules.inference.tagger import AudioTagger;"
         f"tagger = AudioTagger.from_run({run!r});"
         f"tagger.tag_files([{audio!r}], top_k=5);"
         "print(time.perf_counter() - t)"

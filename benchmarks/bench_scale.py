@@ -51,10 +51,10 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.data_pipeline import provides, takes
 
-from craft_modules.dataio import AudioProbe, AudioReader, MultiHot, SkipBadCollate
-from craft_modules.manifest import CompactDynamicItemDataset, CompactManifest
-from craft_modules.recipe import audio_dataset, loader_worker_options
-from craft_modules.synth import YTID_ALPHABET, synth_clip
+from craft_modules.data.audio import AudioProbe, AudioReader, MultiHot, SkipBadCollate
+from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
+from craft_modules.testing.synth import YTID_ALPHABET, synth_clip
+from craft_modules.training.experiment import audio_dataset, loader_worker_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_CLASSES = 527

@@ -1,7 +1,7 @@
 """A GPU check of CRAFT prepared to run in one short go (at most 6 minutes on an H200).
 
 It needs no data: it writes a small synthetic dataset in the official AudioSet
-layout (:func:`craft_modules.synth.make_audioset`) and runs, one after the
+layout (:func:`craft_modules.testing.synth.make_audioset`) and runs, one after the
 other, each check recorded as pass / fail / skipped with its details and wall
 time (a failed check does not stop the next one):
 
@@ -211,13 +211,13 @@ def analytic_encoder_flops(model, batch_size):
 
     Example
     -------
-    >>> from craft_modules.models import CraftClassifier
+    >>> from craft_modules.models.craft import CraftClassifier
     >>> model = CraftClassifier(3, fusion="ast", model_size="tiny", depth=1, target_frames=128)
     >>> analytic_encoder_flops(model, 1) == 3 * 146 * (24 * 192**2 + 4 * 146 * 192)
     True
     """
-    from craft_modules.embedding import PatchEmbedding
-    from craft_modules.models import CraftPretrainer
+    from craft_modules.models.craft import CraftPretrainer
+    from craft_modules.nn.embedding import PatchEmbedding
 
     dim, depth = model.embed_dim, model.encoder.depth
     tokens = (model.spec_embed or model.wav_embed).num_patches
@@ -504,7 +504,7 @@ class GpuCheck:
     def make_dataset(self):
         """Writes the synthetic AudioSet-layout dataset once; returns its folder."""
         if self.dataset is None:
-            from craft_modules.synth import make_audioset
+            from craft_modules.testing.synth import make_audioset
 
             root = self.work / "AudioSet"
             shutil.rmtree(root, ignore_errors=True)
@@ -613,7 +613,7 @@ class GpuCheck:
             raise CheckSkipped(
                 "skipped by --quick on CPU (about 20 s of torchrun runs; run without --quick)"
             )
-        from craft_modules.recipe import frames_for_duration
+        from craft_modules.training.experiment import frames_for_duration
 
         out = self.work / "pretrain"
         shutil.rmtree(out, ignore_errors=True)
@@ -790,9 +790,9 @@ class GpuCheck:
 
     def build_model(self, kind, model_size):
         """A CRAFT model as the recipes build it: PSWaCL pretrainer or SWaB classifier."""
-        from craft_modules.augment import SpecAugment
-        from craft_modules.models import CraftClassifier, CraftPretrainer
-        from craft_modules.recipe import frames_for_duration
+        from craft_modules.augment.spectrogram import SpecAugment
+        from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+        from craft_modules.training.experiment import frames_for_duration
 
         frames = frames_for_duration(self.clip_samples() / SAMPLE_RATE)
         torch.manual_seed(0)
@@ -823,7 +823,7 @@ class GpuCheck:
         backward, gradient clipping at the recipes' 1e10 and Adam with their
         betas and weight decay.
         """
-        from craft_modules.augment import mixup
+        from craft_modules.augment.spectrogram import mixup
 
         samples = self.clip_samples()
         generator = torch.Generator(device="cpu").manual_seed(0)
@@ -922,8 +922,8 @@ class GpuCheck:
         """``PretrainBrain.fit_batch`` (loss weighting, running averages, Adam) under error mode."""
         from speechbrain.utils.train_logger import FileTrainLogger
 
-        from craft_modules.brain import PretrainBrain
-        from craft_modules.schedulers import WarmupPlateauScheduler
+        from craft_modules.training.brains import PretrainBrain
+        from craft_modules.training.schedulers import WarmupPlateauScheduler
 
         model = self.build_model("pswacl", "tiny")
         samples = self.clip_samples()
@@ -976,7 +976,7 @@ class GpuCheck:
             raise CheckSkipped(
                 "skipped by --quick on CPU (inductor compilation is slow)"
             )
-        from craft_modules.compile import compile_in_place
+        from craft_modules.training.compile import compile_in_place
 
         torch._dynamo.reset()
         model = self.build_model("swab", "tiny").eval()

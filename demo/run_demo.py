@@ -6,7 +6,7 @@ that the whole pipeline finishes in a few minutes on two CPU cores:
 
 1. writes procedurally synthesised sound classes in the official ESC-50
    layout (44.1 kHz wav files and ``meta/esc50.csv``) with
-   :func:`craft_modules.synth.make_esc50` (skipped when the same data exists);
+   :func:`craft_modules.testing.synth.make_esc50` (skipped when the same data exists);
 2. pretrains a tiny CRAFT model (PSWaCL: masked spectrogram patch modelling
    plus spectrogram-waveform contrastive learning) with
    ``recipes/AudioSet/pretrain.py`` on the unlabeled audio;
@@ -200,7 +200,7 @@ def make_data(start, root):
     float
         Seconds spent (0 when the data was already there).
     """
-    from craft_modules.synth import make_esc50
+    from craft_modules.testing.synth import make_esc50
 
     stamp = os.path.join(root, "demo_settings.json")
     if os.path.isfile(stamp):

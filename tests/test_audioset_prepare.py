@@ -17,8 +17,8 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from craft_modules.dataio import SkipBadCollate, audio_pipeline, multi_hot_pipeline
-from craft_modules.synth import make_audioset
+from craft_modules.data.audio import SkipBadCollate, audio_pipeline, multi_hot_pipeline
+from craft_modules.testing.synth import make_audioset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -333,7 +333,7 @@ def test_braces_in_file_names_survive_speechbrain_loading(tmp_path):
 
 
 def test_long_preparations_log_their_progress(audioset, tmp_path, monkeypatch, caplog):
-    import craft_modules.dataio as dataio
+    import craft_modules.data.audio as dataio
 
     monkeypatch.setattr(dataio, "PROGRESS_INTERVAL_S", 0.0)  # a line per item
     root, _ = audioset

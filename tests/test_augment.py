@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from craft_modules.augment import MixUp, NoiseAugment, SpecAugment, mixup
+from craft_modules.augment.spectrogram import MixUp, NoiseAugment, SpecAugment, mixup
 
 
 def _bands(mask_1d):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from craft_modules.checkpoint import load_pretrained, resize_pos_embed
-from craft_modules.models import CraftClassifier, CraftPretrainer
+from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+from craft_modules.weights.transfer import load_pretrained, resize_pos_embed
 
 TINY = dict(model_size="tiny", depth=2)
 

@@ -1,4 +1,4 @@
-"""CLAR models and losses (craft_modules.clar)."""
+"""CLAR models and losses (craft_modules.models.clar)."""
 
 import math
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from craft_modules.clar import (
+from craft_modules.augment.waveform import AugmentationChain, Fade, TimeMask
+from craft_modules.models.clar import (
     ClarFrontEnd,
     ClarModel,
     ResNet18_1D,
@@ -16,7 +17,6 @@ from craft_modules.clar import (
     labelled_cross_entropy,
     nt_xent_loss,
 )
-from craft_modules.waveform_augment import AugmentationChain, Fade, TimeMask
 
 SR = 16000
 SMALL = (8, 16, 16, 32)  # narrow ResNets for the cheap tests
@@ -351,7 +351,7 @@ def test_clar_losses_validates_mode_and_targets():
 
 def test_selfsupervised_probe_trains_the_classifier_but_not_the_encoder():
     """Online linear evaluation: CE reaches the classifier only, NT-Xent the encoder."""
-    from craft_modules.clar import ClarModel, clar_losses
+    from craft_modules.models.clar import ClarModel, clar_losses
 
     model = ClarModel("raw", n_classes=3, widths=(8, 8, 16, 16))
     wavs, targets = torch.randn(4, 2000), torch.tensor([0, 2, 1, 1])
@@ -369,7 +369,7 @@ def test_every_parameter_of_the_yaml_model_learns_in_its_mode(yaml, tmp_path):
 
     from hyperpyyaml import load_hyperpyyaml
 
-    from craft_modules.clar import clar_losses
+    from craft_modules.models.clar import clar_losses
 
     path = Path(__file__).parents[1] / "recipes" / "ESC50" / "hparams" / f"{yaml}.yaml"
     with open(path, encoding="utf-8") as fin:

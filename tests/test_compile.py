@@ -8,8 +8,8 @@ import logging
 
 import torch
 
-from craft_modules.compile import compile_in_place
-from craft_modules.models import CraftClassifier
+from craft_modules.models.craft import CraftClassifier
+from craft_modules.training.compile import compile_in_place
 
 
 def test_compile_targets_are_the_encoder_blocks():

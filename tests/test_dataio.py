@@ -1,4 +1,4 @@
-"""Tests for craft_modules.dataio: audio loading, robust collate, helpers.
+"""Tests for craft_modules.data.audio: audio loading, robust collate, helpers.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from craft_modules.dataio import (
+from craft_modules.data.audio import (
     AudioLoadError,
     MultiHot,
     PreparationSummary,
@@ -287,7 +287,7 @@ def test_preparation_summary_saves_counts(tmp_path):
 
 def test_crop_only_datasets_keep_true_lengths_in_the_batch(tmp_path):
     """pad=False: the batch's relative lengths say how long each clip really is."""
-    from craft_modules.recipe import audio_dataset
+    from craft_modules.training.experiment import audio_dataset
 
     manifest = {}
     for name, seconds in [("long", 3.0), ("short", 0.5), ("full", 1.0)]:

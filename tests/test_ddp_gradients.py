@@ -16,8 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from craft_modules import distributed
-from craft_modules.models import CraftClassifier, CraftPretrainer
-from craft_modules.sampling import ShareBatchSampler
+from craft_modules.data.samplers import ShareBatchSampler
+from craft_modules.models.craft import CraftClassifier, CraftPretrainer
 
 GLOBAL_BATCH = 7
 SAMPLES = 12800  # 0.8 s: a 128-frame, 8 x 8 patch grid
@@ -72,10 +72,10 @@ def _gradient(kind, indices, world, monkeypatch_masks):
 
 
 def _patcher():
-    import craft_modules.models
+    import craft_modules.models.craft
 
     def patch(fn):
-        craft_modules.models.mask_ids = fn
+        craft_modules.models.craft.mask_ids = fn
 
     return patch
 
@@ -99,16 +99,16 @@ def _worker(rank, world, init_file, results):
 
 @pytest.fixture(scope="module")
 def single_process_gradients():
-    import craft_modules.models
+    import craft_modules.models.craft
 
-    original = craft_modules.models.mask_ids
+    original = craft_modules.models.craft.mask_ids
     try:
         return {
             kind: _gradient(kind, list(range(GLOBAL_BATCH)), 1, _patcher())
             for kind in KINDS
         }
     finally:
-        craft_modules.models.mask_ids = original
+        craft_modules.models.craft.mask_ids = original
 
 
 @pytest.mark.parametrize("world", [2, 3])

@@ -10,17 +10,17 @@ import pytest
 import torch
 import torchaudio
 
-from craft_modules.diverse import (
-    DiverseEmbeddingModel,
-    StreamTransformer,
-    load_stream_state,
-)
-from craft_modules.diverse_features import (
+from craft_modules.features.diverse_streams import (
     STREAMS,
     Neuralogram,
     PitchPeaks,
     Timbre,
     WaveformPatches,
+)
+from craft_modules.models.diverse import (
+    DiverseEmbeddingModel,
+    StreamTransformer,
+    load_stream_state,
 )
 
 SR = 16000

@@ -3,10 +3,15 @@
 import pytest
 import torch
 
-from craft_modules.embedding import MSAE, PatchEmbedding, grid_shape, spectrogram_image
-from craft_modules.features import KaldiFbank
-from craft_modules.models import CraftPretrainer
-from craft_modules.transformer import ViTEncoder
+from craft_modules.features.fbank import KaldiFbank
+from craft_modules.models.craft import CraftPretrainer
+from craft_modules.nn.embedding import (
+    MSAE,
+    PatchEmbedding,
+    grid_shape,
+    spectrogram_image,
+)
+from craft_modules.nn.transformer import ViTEncoder
 
 # Official SSAST numbers (YuanGongND/ssast ast_models.py and its released checkpoints): the full pretraining
 # model, minus the two unused 1000-way timm heads and the two int64 scalars.

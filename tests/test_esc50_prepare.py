@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from craft_modules.dataio import load_audio
-from craft_modules.synth import class_names, make_esc50
+from craft_modules.data.audio import load_audio
+from craft_modules.testing.synth import class_names, make_esc50
 
 REPO = Path(__file__).resolve().parents[1]
 

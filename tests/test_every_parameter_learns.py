@@ -12,8 +12,8 @@ import torch
 import yaml as pyyaml
 from hyperpyyaml import load_hyperpyyaml
 
-from craft_modules.clar import clar_losses
-from craft_modules.models import CraftClassifier
+from craft_modules.models.clar import clar_losses
+from craft_modules.models.craft import CraftClassifier
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 YAMLS = sorted(RECIPES.glob("*/hparams/*.yaml"))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchaudio.compliance import kaldi
 
-from craft_modules.features import (
+from craft_modules.features.fbank import (
     NORM_STATS,
     KaldiFbank,
     compute_norm_stats,

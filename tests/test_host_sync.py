@@ -16,12 +16,15 @@ import speechbrain as sb
 import torch
 from torch.overrides import TorchFunctionMode
 
-from craft_modules.augment import SpecAugment
-from craft_modules.brain import ClassifierBrain, PretrainBrain
-from craft_modules.clar import ClarModel, clar_losses
-from craft_modules.diverse import DiverseEmbeddingModel
-from craft_modules.models import CraftClassifier, CraftPretrainer
-from craft_modules.schedulers import EpochDecayScheduler, WarmupPlateauScheduler
+from craft_modules.augment.spectrogram import SpecAugment
+from craft_modules.models.clar import ClarModel, clar_losses
+from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+from craft_modules.models.diverse import DiverseEmbeddingModel
+from craft_modules.training.brains import ClassifierBrain, PretrainBrain
+from craft_modules.training.schedulers import (
+    EpochDecayScheduler,
+    WarmupPlateauScheduler,
+)
 
 HOST_READS = {
     "item",
@@ -86,7 +89,9 @@ TINY = dict(model_size="tiny", depth=2, target_frames=128)
 @pytest.fixture(autouse=True)
 def _checks_as_on_a_gpu(monkeypatch):
     """Input value checks run as on an accelerator: asserted on the device."""
-    monkeypatch.setattr("craft_modules.inputs._values_checked_on_host", lambda w: False)
+    monkeypatch.setattr(
+        "craft_modules.models.inputs._values_checked_on_host", lambda w: False
+    )
 
 
 def test_device_side_input_checks_still_reject_bad_batches():

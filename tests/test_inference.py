@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from craft_modules import hear
-from craft_modules.dataio import get_resampler
-from craft_modules.inference import AudioTagger, RunFolderError
-from craft_modules.models import CraftClassifier
-from craft_modules.synth import make_esc50, synth_clip
+from craft_modules.data.audio import get_resampler
+from craft_modules.inference import hear
+from craft_modules.inference.tagger import AudioTagger, RunFolderError
+from craft_modules.models.craft import CraftClassifier
+from craft_modules.testing.synth import make_esc50, synth_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -337,3 +337,28 @@ def test_batched_embeddings_equal_one_signal_at_a_time(tagger):
             scenes[i], tagger.scene_embedding(wavs[i], 16000), atol=1e-5
         )
     assert not torch.allclose(emb[0], emb[1])
+
+
+def test_run_folder_saved_with_the_flat_module_paths_still_loads(
+    esc50_run, tagger, tmp_path
+):
+    from craft_modules.weights.legacy_paths import MODULES
+
+    run = tmp_path / "old_run"
+    shutil.copytree(esc50_run[0], run)
+    saved = run / "fold_1" / "hyperparams.yaml"
+    text = saved.read_text()
+    flat = text
+    for old, new in sorted(MODULES.items(), key=lambda item: -len(item[1])):
+        flat = flat.replace(f"craft_modules.{new}.", f"craft_modules.{old}.")
+    assert "craft_modules.checkpointer.AtomicCheckpointer" in flat
+    assert "craft_modules.models.CraftClassifier" in flat
+    saved.write_text(flat)
+    old = AudioTagger.from_run(str(run))
+    assert type(old.mods.model) is CraftClassifier
+    signal = torch.randn(1, 16000)
+    with torch.no_grad():
+        assert torch.equal(
+            old.mods.model(signal, torch.ones(1)),
+            tagger.mods.model(signal, torch.ones(1)),
+        )

@@ -7,10 +7,10 @@ MSAE, feature streams) trust their caller.
 import pytest
 import torch
 
-import craft_modules.inputs
-from craft_modules.clar import ClarModel
-from craft_modules.diverse import DiverseEmbeddingModel
-from craft_modules.models import CraftClassifier, CraftPretrainer
+import craft_modules.models.inputs
+from craft_modules.models.clar import ClarModel
+from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+from craft_modules.models.diverse import DiverseEmbeddingModel
 
 TINY = dict(model_size="tiny", depth=1, target_frames=48)
 
@@ -60,13 +60,13 @@ def test_silent_clip_gives_finite_losses(models):
 @pytest.mark.parametrize("train", [True, False])
 def test_each_model_checks_its_input_exactly_once(models, monkeypatch, train):
     calls = []
-    original = craft_modules.inputs.check_waveform_batch
+    original = craft_modules.models.inputs.check_waveform_batch
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    for module in ("models", "clar", "diverse"):
+    for module in ("models.craft", "models.clar", "models.diverse"):
         monkeypatch.setattr(f"craft_modules.{module}.check_waveform_batch", counting)
     for model in models:
         calls.clear()

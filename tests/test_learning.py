@@ -2,8 +2,8 @@
 
 import torch
 
-from craft_modules.models import CraftClassifier
-from craft_modules.synth import synth_clip
+from craft_modules.models.craft import CraftClassifier
+from craft_modules.testing.synth import synth_clip
 
 CLASSES = [0, 4, 6, 9]  # harmonic tone, slow clicks, white-noise burst, pluck
 

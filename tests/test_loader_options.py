@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 
-from craft_modules import recipe
-from craft_modules.recipe import (
+from craft_modules.training import experiment as recipe
+from craft_modules.training.experiment import (
     default_num_workers,
     loader_worker_options,
     resolve_num_workers,
@@ -106,8 +106,8 @@ def test_the_brain_builds_training_loaders_with_shares_and_worker_options():
     import speechbrain as sb
     from speechbrain.dataio.dataset import DynamicItemDataset
 
-    from craft_modules.brain import CraftBrain
-    from craft_modules.sampling import ShareBatchSampler
+    from craft_modules.data.samplers import ShareBatchSampler
+    from craft_modules.training.brains import CraftBrain
 
     data = {f"c{i}": {"x": [float(i)]} for i in range(10)}
     dataset = DynamicItemDataset(data, output_keys=["id", "x"])

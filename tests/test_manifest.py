@@ -15,13 +15,13 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from craft_modules.dataio import (
+from craft_modules.data.audio import (
     audio_pipeline,
     manifest_audio_path,
     multi_hot_pipeline,
     write_json_atomic,
 )
-from craft_modules.manifest import (
+from craft_modules.data.manifest import (
     CompactDynamicItemDataset,
     CompactManifest,
     JSONArray,
@@ -29,8 +29,8 @@ from craft_modules.manifest import (
     StringArray,
     StringListArray,
 )
-from craft_modules.recipe import audio_dataset, one_hot_pipeline
-from craft_modules.sampling import balanced_sampler, label_balancing_weights
+from craft_modules.data.samplers import balanced_sampler, label_balancing_weights
+from craft_modules.training.experiment import audio_dataset, one_hot_pipeline
 
 MIDS = [f"/m/{i:03d}" for i in range(7)]
 

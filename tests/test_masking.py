@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from craft_modules.masking import cluster_mask_ids, mask_ids, random_mask_ids
+from craft_modules.nn.masking import cluster_mask_ids, mask_ids, random_mask_ids
 
 
 @pytest.mark.parametrize("mask_patch", [100, 250, 400, 509])
@@ -46,7 +46,7 @@ def test_too_many_masked_patches_is_a_clear_error():
 
 
 def test_a_clip_whose_cluster_pool_runs_out_is_completed_without_a_sync():
-    from craft_modules.masking import _cover_until, _lowest_ids
+    from craft_modules.nn.masking import _cover_until, _lowest_ids
 
     side = torch.full((4, 1), 3)
     rows = torch.arange(5).repeat_interleave(5)

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from craft_modules.embedding import spectrogram_image
-from craft_modules.models import (
+from craft_modules.models.craft import (
     FUSION_METHODS,
     PRETRAINING_METHODS,
     CraftClassifier,
     CraftPretrainer,
 )
+from craft_modules.nn.embedding import spectrogram_image
 
 TINY = dict(model_size="tiny", depth=2, target_frames=64)
 
@@ -84,8 +84,8 @@ def test_mspm_loss_is_recomputed_from_the_masked_pass():
     torch.manual_seed(5)
     out = model(wavs, lens)
     torch.manual_seed(5)
-    from craft_modules.masking import cluster_mask_ids
-    from craft_modules.objectives import masked_patch_infonce
+    from craft_modules.losses import masked_patch_infonce
+    from craft_modules.nn.masking import cluster_mask_ids
 
     ids = cluster_mask_ids(2, 8, 4, 20)
     image = spectrogram_image(model.fbank(wavs, lens))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from craft_modules.objectives import masked_patch_infonce, masked_patch_mse, swacl_loss
+from craft_modules.losses import masked_patch_infonce, masked_patch_mse, swacl_loss
 
 
 def official_mpc(pred, target):

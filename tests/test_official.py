@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from craft_modules.models import CraftClassifier, CraftPretrainer
-from craft_modules.official import initialise_model, load_official
+from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+from craft_modules.weights.official import initialise_model, load_official
 
 DIMS = {"tiny": 192, "base": 768}
 BLOCK = {

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-import craft_modules.precision as precision
-from craft_modules.brain import PretrainBrain
-from craft_modules.clar import nt_xent_loss
-from craft_modules.objectives import masked_patch_infonce, masked_patch_mse, swacl_loss
-from craft_modules.precision import resolve_precision
+import craft_modules.training.precision as precision
+from craft_modules.losses import masked_patch_infonce, masked_patch_mse, swacl_loss
+from craft_modules.models.clar import nt_xent_loss
+from craft_modules.training.brains import PretrainBrain
+from craft_modules.training.precision import resolve_precision
 
 
 def test_auto_is_bf16_on_a_gpu_with_bf16_and_fp32_elsewhere(monkeypatch):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from craft_modules.synth import make_audioset, make_esc50
-from craft_modules.synth_fsd50k import make_fsd50k
+from craft_modules.testing.synth import make_audioset, make_esc50
+from craft_modules.testing.synth_fsd50k import make_fsd50k
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = ROOT / "recipes" / "AudioSet" / "pretrain.py"
@@ -151,7 +151,7 @@ def test_pretraining_craft_yaml_and_preparation_summary(pretrained, audioset_fol
 
 def test_pretraining_run_gives_embeddings_and_hear(pretrained):
     """SSL evaluation: a pretraining run folder embeds through the HEAR API."""
-    from craft_modules import hear
+    from craft_modules.inference import hear
 
     model = hear.load_model(str(pretrained))
     assert model.tagger.hparams.checkpoint.endswith("(embeddings only)")
@@ -532,8 +532,8 @@ TINY_CLAR = ["--widths=[8,8,16,16]"]
 
 def assert_run_tags_and_embeds(run_folder, esc50_folder):
     """The inference API and HEAR work on any model's run folder."""
-    from craft_modules import hear
-    from craft_modules.inference import AudioTagger
+    from craft_modules.inference import hear
+    from craft_modules.inference.tagger import AudioTagger
 
     tagger = AudioTagger.from_run(str(run_folder))
     labels = read(run_folder / "data" / "labels.json")

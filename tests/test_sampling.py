@@ -8,12 +8,12 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from craft_modules.brain import CraftBrain
-from craft_modules.sampling import (
+from craft_modules.data.samplers import (
     StepEpochSampler,
     balanced_sampler,
     label_balancing_weights,
 )
+from craft_modules.training.brains import CraftBrain
 
 
 def imbalanced_manifest(n_common=90, n_rare=10):

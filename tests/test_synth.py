@@ -1,4 +1,4 @@
-"""Tests for craft_modules.synth: determinism, classes, dataset layouts.
+"""Tests for craft_modules.testing.synth: determinism, classes, dataset layouts.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from craft_modules.synth import (
+from craft_modules.testing.synth import (
     SOUND_CLASSES,
     class_names,
     make_audioset,

@@ -1,11 +1,11 @@
-"""CLAR's batched waveform augmentations (craft_modules.waveform_augment)."""
+"""CLAR's batched waveform augmentations (craft_modules.augment.waveform)."""
 
 import math
 
 import pytest
 import torch
 
-from craft_modules.waveform_augment import (
+from craft_modules.augment.waveform import (
     AugmentationChain,
     ColouredNoise,
     Fade,

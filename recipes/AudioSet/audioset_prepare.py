@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.dataio import (
+from craft_modules.data.audio import (
     AUDIO_EXTENSIONS,
     SKIP_REASONS,
     AudioLoadError,
@@ -124,7 +124,7 @@ def prepare_audioset(
 
     Example
     -------
-    >>> from craft_modules.synth import make_audioset
+    >>> from craft_modules.testing.synth import make_audioset
     >>> root = str(getfixture("tmp_path") / "AudioSet")
     >>> _ = make_audioset(root, n_classes=3, n_balanced=3, n_eval=2, duration=0.2)
     >>> out = prepare_audioset(root, root + "/save")
@@ -439,7 +439,7 @@ def read_segments_csv(path, index, summary, split):
 
     Example
     -------
-    >>> from craft_modules.dataio import PreparationSummary
+    >>> from craft_modules.data.audio import PreparationSummary
     >>> path = getfixture("tmp_path") / "seg.csv"
     >>> _ = path.write_text('# c\\nabc, 0.000, 10.000, "/m/0a,/m/0b"\\nbad, 1\\n')
     >>> summary = PreparationSummary("doc")
@@ -514,7 +514,7 @@ def read_json_data_file(path, data_folder, summary, split):
 
     Example
     -------
-    >>> from craft_modules.dataio import PreparationSummary
+    >>> from craft_modules.data.audio import PreparationSummary
     >>> path = getfixture("tmp_path") / "train.json"
     >>> _ = path.write_text('{"data": [{"wav": "/a/x.wav", "labels": "/m/0a"}, {}]}')
     >>> summary = PreparationSummary("doc")
@@ -582,7 +582,7 @@ def probe_all(paths, num_workers=1, what=None):
         Number of threads (1: no pool).
     what : str, optional
         Names the files in progress log lines (see
-        :func:`craft_modules.dataio.log_progress`); None logs nothing.
+        :func:`craft_modules.data.audio.log_progress`); None logs nothing.
 
     Returns
     -------
@@ -630,7 +630,7 @@ def build_manifest(clips, known_mids, summary, split, num_workers=1):
 
     Example
     -------
-    >>> from craft_modules.dataio import PreparationSummary
+    >>> from craft_modules.data.audio import PreparationSummary
     >>> clips = [Clip("a", None, ["/m/0a"], "x.csv:4")]
     >>> summary = PreparationSummary("doc")
     >>> build_manifest(clips, {"/m/0a"}, summary, "train")

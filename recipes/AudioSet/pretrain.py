@@ -26,10 +26,10 @@ from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.brain import PretrainBrain
-from craft_modules.manifest import CompactManifest
-from craft_modules.official import initialise_model
-from craft_modules.recipe import (
+from craft_modules.data.manifest import CompactManifest
+from craft_modules.data.samplers import StepEpochSampler
+from craft_modules.training.brains import PretrainBrain
+from craft_modules.training.experiment import (
     audio_dataset,
     eval_loader_options,
     finish,
@@ -38,7 +38,7 @@ from craft_modules.recipe import (
     train_loader_options,
     write_results,
 )
-from craft_modules.sampling import StepEpochSampler
+from craft_modules.weights.official import initialise_model
 
 logger = get_logger(__name__)
 

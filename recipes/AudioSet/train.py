@@ -24,16 +24,16 @@ import speechbrain as sb
 from audioset_prepare import prepare_for_recipe
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.manifest import CompactManifest
-from craft_modules.recipe import (
+from craft_modules.data.manifest import CompactManifest
+from craft_modules.data.samplers import balanced_sampler
+from craft_modules.training.experiment import (
     finish,
     parse_recipe_arguments,
     start_experiment,
     train_loader_options,
     write_results,
 )
-from craft_modules.sampling import balanced_sampler
-from craft_modules.training import (
+from craft_modules.training.steps import (
     checked_labels,
     evaluate_classifier,
     fit_classifier,

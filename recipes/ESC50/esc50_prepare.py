@@ -21,7 +21,7 @@ import os
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.dataio import (
+from craft_modules.data.audio import (
     SKIP_REASONS,
     AudioLoadError,
     PreparationSummary,
@@ -71,7 +71,7 @@ def prepare_esc50(data_folder, save_folder, skip_prep=False):
 
     Example
     -------
-    >>> from craft_modules.synth import make_esc50
+    >>> from craft_modules.testing.synth import make_esc50
     >>> root = str(getfixture("tmp_path") / "ESC-50")
     >>> _ = make_esc50(root, n_classes=2, clips_per_class=5, duration=0.2)
     >>> out = prepare_esc50(root, root + "/save")
@@ -147,7 +147,7 @@ def read_esc50_csv(path, summary):
 
     Example
     -------
-    >>> from craft_modules.dataio import PreparationSummary
+    >>> from craft_modules.data.audio import PreparationSummary
     >>> path = getfixture("tmp_path") / "esc50.csv"
     >>> _ = path.write_text(
     ...     "filename,fold,target,category\\n1-1-A-0.wav,1,0,dog\\nx.wav,one,0,dog\\n"
@@ -196,7 +196,7 @@ def build_esc50_manifest(rows, audio_folder, summary):
 
     Example
     -------
-    >>> from craft_modules.dataio import PreparationSummary
+    >>> from craft_modules.data.audio import PreparationSummary
     >>> summary = PreparationSummary("doc")
     >>> build_esc50_manifest([("a", "a.wav", 1, 0, "dog")], "/nowhere", summary)
     {}

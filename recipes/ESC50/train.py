@@ -27,7 +27,7 @@ from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.metrics import save_confusion_matrix
-from craft_modules.recipe import (
+from craft_modules.training.experiment import (
     finish,
     load_hparams,
     merge_overrides,
@@ -36,7 +36,7 @@ from craft_modules.recipe import (
     start_experiment,
     write_results,
 )
-from craft_modules.training import (
+from craft_modules.training.steps import (
     checked_labels,
     describe_model,
     fit_classifier,

@@ -27,13 +27,13 @@ import sys
 import speechbrain as sb
 from fsd50k_prepare import prepare_for_recipe
 
-from craft_modules.recipe import (
+from craft_modules.training.experiment import (
     finish,
     parse_recipe_arguments,
     start_experiment,
     write_results,
 )
-from craft_modules.training import (
+from craft_modules.training.steps import (
     checked_labels,
     evaluate_classifier,
     fit_classifier,

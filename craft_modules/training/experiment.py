@@ -2,7 +2,7 @@
 
 Recipes stay thin: they prepare their data, call these helpers to build
 SpeechBrain datasets and loaders, and run ``fit`` / ``evaluate`` with the
-Brains of :mod:`craft_modules.brain`.
+Brains of :mod:`craft_modules.training.brains`.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -21,8 +21,8 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules import distributed
-from craft_modules.dataio import SkipBadCollate, audio_pipeline, write_json_atomic
-from craft_modules.manifest import CompactDynamicItemDataset, CompactManifest
+from craft_modules.data.audio import SkipBadCollate, audio_pipeline, write_json_atomic
+from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
 from craft_modules.metrics import EvalShardSampler
 
 logger = get_logger(__name__)
@@ -422,7 +422,7 @@ def train_loader_options(hparams):
 
     ``batch_size`` is the global batch of one optimizer step; the Brain turns
     it into this process's shares
-    (:meth:`craft_modules.brain.CraftBrain._train_loader_specifics`). A
+    (:meth:`craft_modules.training.brains.CraftBrain._train_loader_specifics`). A
     recipe may replace ``shuffle`` by its own index ``sampler``.
 
     Arguments

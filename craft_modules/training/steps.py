@@ -3,7 +3,7 @@
 A recipe prepares its data and builds its datasets; these functions do the
 rest the same way for AudioSet, FSD50K and ESC-50: initialise the model
 (``pretrained_path`` / ``init_from``), build the Brain named by the YAML's
-``brain_class`` (default :class:`craft_modules.brain.ClassifierBrain`),
+``brain_class`` (default :class:`craft_modules.training.brains.ClassifierBrain`),
 train with evaluation after every epoch, evaluate the best (or weight
 averaged) model, and describe the model in the results.
 
@@ -11,14 +11,14 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-from craft_modules.brain import ClassifierBrain
-from craft_modules.dataio import load_label_list, multi_hot_pipeline
-from craft_modules.official import initialise_model
-from craft_modules.recipe import (
+from craft_modules.data.audio import load_label_list, multi_hot_pipeline
+from craft_modules.training.brains import ClassifierBrain
+from craft_modules.training.experiment import (
     audio_dataset,
     eval_loader_options,
     train_loader_options,
 )
+from craft_modules.weights.official import initialise_model
 
 
 def labelled_datasets(hparams, manifests, target_item):
@@ -37,8 +37,8 @@ def labelled_datasets(hparams, manifests, target_item):
     manifests : dict
         Name -> manifest path or dict.
     target_item : DynamicItem
-        Provides ``targets`` (e.g. :func:`craft_modules.dataio.multi_hot_pipeline`
-        or :func:`craft_modules.recipe.one_hot_pipeline`).
+        Provides ``targets`` (e.g. :func:`craft_modules.data.audio.multi_hot_pipeline`
+        or :func:`craft_modules.training.experiment.one_hot_pipeline`).
 
     Returns
     -------

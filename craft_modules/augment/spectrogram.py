@@ -281,7 +281,7 @@ def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
     ``mixed_targets = lam * t1 + (1 - lam) * t2``; unmixed clips have
     ``lam = 1``. SSAST removes each waveform's mean before and after mixing;
     the final removal is left to the feature extractor
-    (:class:`craft_modules.features.KaldiFbank` removes each clip's mean).
+    (:class:`craft_modules.features.fbank.KaldiFbank` removes each clip's mean).
 
     Arguments
     ---------

@@ -160,7 +160,7 @@ class ViTEncoder(nn.Module):
 
     The parameters equal those of the official SSAST ViT's ``v.blocks`` and
     ``v.norm`` for each preset (the token embeddings live in
-    :class:`craft_modules.embedding.PatchEmbedding`).
+    :class:`craft_modules.nn.embedding.PatchEmbedding`).
 
     Arguments
     ---------

@@ -8,7 +8,7 @@
     FSD50K.ground_truth/eval.csv        fname,labels,mids
     FSD50K.ground_truth/vocabulary.csv  index,label_name,mid (no header)
 
-with the clips of :func:`craft_modules.synth.synth_clip` (one event per
+with the clips of :func:`craft_modules.testing.synth.synth_clip` (one event per
 label plus background noise), so that ``recipes/FSD50K/fsd50k_prepare.py``
 and the recipes run on it. Bad rows can be injected into the dev set. The
 same seed always gives bit-identical files.
@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from craft_modules.synth import (
+from craft_modules.testing.synth import (
     _check_n_classes,
     _draw_label_sets,
     _make_ontology,

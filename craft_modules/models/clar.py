@@ -32,8 +32,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from craft_modules.distributed import gather_with_grad
-from craft_modules.inputs import check_waveform_batch
-from craft_modules.precision import float32_losses
+from craft_modules.models.inputs import check_waveform_batch
+from craft_modules.training.precision import float32_losses
 
 ENCODERS = ("spectrogram", "raw")
 OUTPUTS = ("logits", "embedding", "projection", "both", "probe")
@@ -925,7 +925,7 @@ def clar_losses(
         ``(batch,)`` labelled flags; see :func:`labelled_cross_entropy`.
     augment : torch.nn.Module, optional
         Waveform augmentation ``(batch, samples) -> (batch, samples)``, e.g.
-        an :class:`~craft_modules.waveform_augment.AugmentationChain`; None
+        an :class:`~craft_modules.augment.waveform.AugmentationChain`; None
         uses the clips as they are.
     mode : str
         ``supervised``, ``selfsupervised`` or ``clar``.

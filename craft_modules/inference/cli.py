@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from craft_modules.dataio import AudioLoadError
+from craft_modules.data.audio import AudioLoadError
 
 
 def _common_arguments(parser):
@@ -40,7 +40,7 @@ def _common_arguments(parser):
 
 
 def _load(args):
-    from craft_modules.inference import AudioTagger
+    from craft_modules.inference.tagger import AudioTagger
 
     try:
         return AudioTagger.from_run(

@@ -1,6 +1,6 @@
 """Diverse audio embeddings (Verma, arXiv 2309.08751): one transformer per feature.
 
-Each feature stream of :mod:`craft_modules.diverse_features` (pitch peaks,
+Each feature stream of :mod:`craft_modules.features.diverse_streams` (pitch peaks,
 MFCC timbre, waveform patches, neuralogram) gets its own small transformer,
 :class:`StreamTransformer`, which maps it to a 64-d embedding. The
 :class:`DiverseEmbeddingModel` cuts every clip into 1 s chunks, embeds each
@@ -20,10 +20,10 @@ import os
 import torch
 from torch import nn
 
-from craft_modules.checkpoint import find_checkpoint_file, load_state_dict_file
-from craft_modules.diverse_features import STREAMS
-from craft_modules.inputs import check_waveform_batch, valid_samples
-from craft_modules.transformer import ViTEncoder
+from craft_modules.features.diverse_streams import STREAMS
+from craft_modules.models.inputs import check_waveform_batch, valid_samples
+from craft_modules.nn.transformer import ViTEncoder
+from craft_modules.weights.transfer import find_checkpoint_file, load_state_dict_file
 
 #: A single-stream run's best checkpoint is chosen by these (first recorded).
 STAGE1_METRICS = ("mAP", "accuracy")
@@ -39,7 +39,7 @@ class StreamTransformer(nn.Module):
     LayerNorm (``feature_norm``; features of very different scales, such as
     binary peak maps, MFCCs and raw samples, then reach the projection on an
     equal footing), projected to ``embed_dim``, given a learned positional
-    embedding and encoded by :class:`craft_modules.transformer.ViTEncoder`
+    embedding and encoded by :class:`craft_modules.nn.transformer.ViTEncoder`
     (pre-norm blocks, final LayerNorm). The output is the mean of the encoded
     frames over the clip's valid frames (from ``lens`` and the feature's
     ``num_frames``); attention itself sees all frames, the padding frames
@@ -53,7 +53,7 @@ class StreamTransformer(nn.Module):
     feature : torch.nn.Module
         A feature stream mapping ``(batch, samples)`` to
         ``(batch, frames, feature_dim)``, e.g. from
-        :data:`craft_modules.diverse_features.STREAMS`.
+        :data:`craft_modules.features.diverse_streams.STREAMS`.
     feature_dim : int, optional
         Size of a feature frame; defaults to ``feature.feature_dim``.
     embed_dim : int
@@ -72,7 +72,7 @@ class StreamTransformer(nn.Module):
 
     Example
     -------
-    >>> from craft_modules.diverse_features import Timbre
+    >>> from craft_modules.features.diverse_streams import Timbre
     >>> stream = StreamTransformer(Timbre(), embed_dim=16, depth=1, num_heads=2)
     >>> stream(torch.randn(3, 8000), torch.tensor([1.0, 0.5, 0.2])).shape
     torch.Size([3, 16])
@@ -189,7 +189,7 @@ def parse_streams(streams):
     Arguments
     ---------
     streams : list of str or str
-        Names from :data:`craft_modules.diverse_features.STREAMS`; a string
+        Names from :data:`craft_modules.features.diverse_streams.STREAMS`; a string
         is split on commas (``"pitch,timbre"`` or ``"[pitch, timbre]"``).
 
     Returns
@@ -243,7 +243,7 @@ def load_stream_state(path, name):
     path : str
         The checkpoint file, or a run, ``save`` or ``CKPT+`` folder (its
         best ``model.ckpt`` by mAP or accuracy, else the newest, see
-        :func:`craft_modules.checkpoint.find_checkpoint_file`).
+        :func:`craft_modules.weights.transfer.find_checkpoint_file`).
     name : str
         The stream whose weights are wanted.
 
@@ -316,7 +316,7 @@ class DiverseEmbeddingModel(nn.Module):
         Number of output classes.
     streams : list of str
         Feature streams, from ``pitch``, ``timbre``, ``waveform``,
-        ``neuralogram`` (see :data:`craft_modules.diverse_features.STREAMS`);
+        ``neuralogram`` (see :data:`craft_modules.features.diverse_streams.STREAMS`);
         a comma-separated string also works.
     embed_dim : int
         Embedding size of each stream (64 in the paper).

@@ -45,7 +45,7 @@ def encode_two_streams(
 
     Arguments
     ---------
-    encoder : craft_modules.transformer.ViTEncoder
+    encoder : craft_modules.nn.transformer.ViTEncoder
         The shared encoder (its blocks and final norm are used).
     spec : torch.Tensor
         Spectrogram tokens ``(B, N_s, D)``, class tokens and positions included.
@@ -67,7 +67,7 @@ def encode_two_streams(
 
     Example
     -------
-    >>> from craft_modules.transformer import ViTEncoder
+    >>> from craft_modules.nn.transformer import ViTEncoder
     >>> enc = ViTEncoder("tiny", depth=2)
     >>> spec, wav = torch.randn(2, 10, 192), torch.randn(2, 10, 192)
     >>> bn = torch.zeros(1, 4, 192)

@@ -1,7 +1,7 @@
 """CLAR training in the recipes: two augmented views, NT-Xent and/or cross-entropy.
 
-:class:`ClarBrain` is a :class:`craft_modules.brain.ClassifierBrain` whose
-training step is :func:`craft_modules.clar.clar_losses` (the YAML's
+:class:`ClarBrain` is a :class:`craft_modules.training.brains.ClassifierBrain` whose
+training step is :func:`craft_modules.models.clar.clar_losses` (the YAML's
 ``clar_mode``: ``supervised``, ``selfsupervised`` or ``clar``) with the
 YAML's ``augmentation`` applied on the device inside the step, and whose
 labels are restricted to a ``label_fraction`` of the training clips (chosen
@@ -19,8 +19,8 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.brain import ClassifierBrain
-from craft_modules.clar import CLAR_MODES, clar_losses, label_fraction_mask
+from craft_modules.models.clar import CLAR_MODES, clar_losses, label_fraction_mask
+from craft_modules.training.brains import ClassifierBrain
 
 logger = get_logger(__name__)
 

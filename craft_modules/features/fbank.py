@@ -20,7 +20,7 @@ Authors
 import torch
 from torchaudio.compliance.kaldi import get_mel_banks
 
-from craft_modules.inputs import check_waveform_batch, valid_samples
+from craft_modules.models.inputs import check_waveform_batch, valid_samples
 
 #: Normalisation statistics of the official SSAST/AST recipes, ``(mean, std)``
 #: of padded log-mel fbanks (``src/run.py`` of YuanGongND/ssast and YuanGongND/ast).

@@ -21,13 +21,13 @@ Authors
 import torch
 from torch import nn
 
-from craft_modules.embedding import MSAE, PatchEmbedding, spectrogram_image
-from craft_modules.features import KaldiFbank
-from craft_modules.fusion import encode_two_streams
-from craft_modules.inputs import check_waveform_batch
-from craft_modules.masking import mask_ids
-from craft_modules.objectives import masked_patch_infonce, masked_patch_mse, swacl_loss
-from craft_modules.transformer import ViTEncoder
+from craft_modules.features.fbank import KaldiFbank
+from craft_modules.losses import masked_patch_infonce, masked_patch_mse, swacl_loss
+from craft_modules.models.inputs import check_waveform_batch
+from craft_modules.nn.embedding import MSAE, PatchEmbedding, spectrogram_image
+from craft_modules.nn.fusion import encode_two_streams
+from craft_modules.nn.masking import mask_ids
+from craft_modules.nn.transformer import ViTEncoder
 
 PRETRAINING_METHODS = ("ssast", "swapt", "wapt", "swacl", "pswacl")
 FUSION_METHODS = ("ast", "swast", "swab")
@@ -71,9 +71,9 @@ class CraftBackbone(nn.Module):
     msae_kernels : list of int
         MSAE kernel sizes.
     msae_activation : str
-        MSAE nonlinearity (see :class:`craft_modules.embedding.MSAE`).
+        MSAE nonlinearity (see :class:`craft_modules.nn.embedding.MSAE`).
     msae_stride : int
-        MSAE convolution stride (1: dense; see :class:`craft_modules.embedding.MSAE`).
+        MSAE convolution stride (1: dense; see :class:`craft_modules.nn.embedding.MSAE`).
     """
 
     def __init__(
@@ -139,7 +139,7 @@ class CraftBackbone(nn.Module):
         """The modules ``compile: True`` compiles: each block of the shared encoder.
 
         Blocks rather than the whole encoder, because SWaB's fusion calls the
-        blocks one by one (:func:`craft_modules.fusion.encode_two_streams`).
+        blocks one by one (:func:`craft_modules.nn.fusion.encode_two_streams`).
         """
         return list(self.encoder.blocks)
 
@@ -156,7 +156,7 @@ class CraftPretrainer(CraftBackbone):
     """Self-supervised pretraining of CRAFT and its ablations (Table 2, pretraining rows).
 
     Losses, following the official SSAST code for masked patch modelling
-    (see :mod:`craft_modules.objectives`):
+    (see :mod:`craft_modules.losses`):
 
     * ``ssast``:  ``nce_spec + r_g * mse_spec``
     * ``swapt``:  ``(nce_spec + r_g * mse_spec) + r_w * (nce_wav + r_g * mse_wav)``

@@ -44,7 +44,8 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.dataio import AudioLoadError, get_resampler, load_audio
+from craft_modules.data.audio import AudioLoadError, get_resampler, load_audio
+from craft_modules.weights.legacy_paths import upgrade_paths
 
 logger = get_logger(__name__)
 
@@ -146,7 +147,7 @@ def load_run_hparams(run_folder):
     """
     path = os.path.join(run_folder, "hyperparams.yaml")
     with open(path, encoding="utf-8") as fin:
-        text = _strip_training_entries(fin.read())
+        text = upgrade_paths(_strip_training_entries(fin.read()))
     try:
         hparams = load_hyperpyyaml(text)
     except Exception as err:
@@ -216,15 +217,15 @@ def embedding_model_from_pretrainer(pretrainer):
 
     Example
     -------
-    >>> from craft_modules.models import CraftPretrainer
+    >>> from craft_modules.models.craft import CraftPretrainer
     >>> pre = CraftPretrainer(method="pswacl", model_size="tiny", depth=1,
     ...                       target_frames=64, mask_patch=4)
     >>> clf = embedding_model_from_pretrainer(pre)
     >>> clf.fusion, clf(torch.randn(2, 8000), output="embedding").shape
     ('swast', torch.Size([2, 384]))
     """
-    from craft_modules.checkpoint import load_pretrained
-    from craft_modules.models import CraftClassifier
+    from craft_modules.models.craft import CraftClassifier
+    from craft_modules.weights.transfer import load_pretrained
 
     if pretrainer.spec_embed is None:
         raise ValueError(
@@ -308,7 +309,7 @@ class AudioTagger(Pretrained):
 
     Example
     -------
-    >>> from craft_modules.models import CraftClassifier
+    >>> from craft_modules.models.craft import CraftClassifier
     >>> model = CraftClassifier(3, fusion="ast", model_size="tiny", depth=1, target_frames=100)
     >>> tagger = AudioTagger(
     ...     modules={"model": model},

@@ -20,7 +20,7 @@ The paper's exact settings (peak picking, patch size, which MobileNet) were
 not given in the paper; the values here
 are documented defaults. Every stream has the attributes ``feature_dim`` and
 ``sample_rate`` and the method ``num_frames(samples)``: the number of frames
-a clip of that many samples gives, which :class:`craft_modules.diverse.
+a clip of that many samples gives, which :class:`craft_modules.models.diverse.
 StreamTransformer` uses to pool over the frames of a clip's true length only.
 
 Authors
@@ -31,7 +31,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from craft_modules.checkpoint import load_state_dict_file
+from craft_modules.weights.transfer import load_state_dict_file
 
 
 def _ms_to_samples(ms, sample_rate):

@@ -25,7 +25,7 @@ Authors
 import torch
 
 from craft_modules.distributed import gather_with_grad
-from craft_modules.precision import float32_losses
+from craft_modules.training.precision import float32_losses
 
 
 def masked_patch_infonce(pred, target):

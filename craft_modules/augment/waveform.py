@@ -25,7 +25,7 @@ active in training and evaluation mode alike: the caller decides when to
 augment (CLAR augments both views of every training batch). Each module's
 ``prob`` is the probability that an item of the batch is transformed; the
 items it selects are drawn with
-:func:`craft_modules.augment.draw_item_mask`.
+:func:`craft_modules.augment.spectrogram.draw_item_mask`.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -36,7 +36,7 @@ import math
 import torch
 import torchaudio
 
-from craft_modules.augment import check_unit_interval, draw_item_mask
+from craft_modules.augment.spectrogram import check_unit_interval, draw_item_mask
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential", "quarter_sine", "half_sine")
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -919,10 +919,10 @@ class AugmentationChain(torch.nn.Module):
     ``RandomApply`` around each transform of the official CLAR code. The
     paper's best pair is fade in/out followed by time masking. In YAML::
 
-        augment: !new:craft_modules.waveform_augment.AugmentationChain
+        augment: !new:craft_modules.augment.waveform.AugmentationChain
             augmentations:
-                - !new:craft_modules.waveform_augment.Fade
-                - !new:craft_modules.waveform_augment.TimeMask
+                - !new:craft_modules.augment.waveform.Fade
+                - !new:craft_modules.augment.waveform.TimeMask
 
     Arguments
     ---------

@@ -1,7 +1,7 @@
-"""HEAR 2021 API for a trained recipe run (``hear-validator craft_modules.hear``).
+"""HEAR 2021 API for a trained recipe run (``hear-validator craft_modules.inference.hear``).
 
 ``load_model(model_file_path)`` takes a recipe run folder (see
-:class:`craft_modules.inference.AudioTagger`) and returns a
+:class:`craft_modules.inference.tagger.AudioTagger`) and returns a
 :class:`torch.nn.Module` with the attributes the API asks for:
 ``sample_rate`` (16000), ``scene_embedding_size`` and
 ``timestamp_embedding_size``. ``get_scene_embeddings`` and
@@ -23,7 +23,7 @@ Authors
 import torch
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.inference import AudioTagger
+from craft_modules.inference.tagger import AudioTagger
 
 logger = get_logger(__name__)
 
@@ -68,7 +68,7 @@ def load_model(model_file_path="", device="cpu", hop_ms=50.0, **model_options):
         Timestamp hop in milliseconds.
     **model_options : dict
         ``fold``, ``checkpoint`` (see :meth:`AudioTagger.from_run`); without a
-        path, arguments of :class:`craft_modules.models.CraftClassifier`.
+        path, arguments of :class:`craft_modules.models.craft.CraftClassifier`.
 
     Returns
     -------
@@ -83,7 +83,7 @@ def load_model(model_file_path="", device="cpu", hop_ms=50.0, **model_options):
     if model_file_path:
         tagger = AudioTagger.from_run(model_file_path, device=device, **model_options)
     else:
-        from craft_modules.models import CraftClassifier
+        from craft_modules.models.craft import CraftClassifier
 
         logger.warning(
             "No run folder given: the HEAR model is untrained (random embeddings)"

@@ -1,7 +1,7 @@
 """Initialising a fine-tuning model from a pretraining checkpoint.
 
-A :class:`craft_modules.models.CraftPretrainer` and a
-:class:`craft_modules.models.CraftClassifier` share the parameter names of
+A :class:`craft_modules.models.craft.CraftPretrainer` and a
+:class:`craft_modules.models.craft.CraftClassifier` share the parameter names of
 their backbone (``encoder.*``, ``spec_embed.*``, ``msae.*``, ``wav_embed.*``),
 so transfer is by name. Two things differ between the stages:
 
@@ -262,7 +262,7 @@ def load_pretrained(model, source, pos_mode="ssast", strict=False):
     Arguments
     ---------
     model : torch.nn.Module
-        The target (e.g. a :class:`craft_modules.models.CraftClassifier`).
+        The target (e.g. a :class:`craft_modules.models.craft.CraftClassifier`).
     source : str or dict
         A state dict, or a path understood by :func:`find_checkpoint_file`.
     pos_mode : str
@@ -279,7 +279,7 @@ def load_pretrained(model, source, pos_mode="ssast", strict=False):
 
     Example
     -------
-    >>> from craft_modules.models import CraftPretrainer, CraftClassifier
+    >>> from craft_modules.models.craft import CraftPretrainer, CraftClassifier
     >>> pre = CraftPretrainer(method="ssast", model_size="tiny", depth=1, target_frames=64, mask_patch=10)
     >>> clf = CraftClassifier(3, fusion="ast", model_size="tiny", depth=1, target_frames=48)
     >>> report = load_pretrained(clf, pre.state_dict())

@@ -16,7 +16,7 @@ project; the method is chosen in YAML.
   ``epoch_metrics.json``; the weights of the last epochs can be averaged.
 
 A batch in which every clip failed to load (``None`` from
-:class:`craft_modules.dataio.SkipBadCollate`) is skipped with a warning; under
+:class:`craft_modules.data.audio.SkipBadCollate`) is skipped with a warning; under
 DDP a zero-weighted silent clip keeps the ranks' collectives in step.
 
 Authors
@@ -36,13 +36,13 @@ from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
 from craft_modules import distributed
-from craft_modules.augment import mixup
-from craft_modules.compile import compile_in_place
-from craft_modules.dataio import write_json_atomic
+from craft_modules.augment.spectrogram import mixup
+from craft_modules.data.audio import write_json_atomic
+from craft_modules.data.samplers import ShareBatchSampler
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
-from craft_modules.precision import float32_losses, resolve_precision
-from craft_modules.recipe import loader_worker_options
-from craft_modules.sampling import ShareBatchSampler
+from craft_modules.training.compile import compile_in_place
+from craft_modules.training.experiment import loader_worker_options
+from craft_modules.training.precision import float32_losses, resolve_precision
 
 logger = get_logger(__name__)
 
@@ -102,10 +102,10 @@ class CraftBrain(sb.Brain):
     * **Precision**: ``precision: auto`` (every recipe's default) becomes bf16
       on CUDA devices that support it and fp32 elsewhere, for training and,
       unless ``eval_precision`` is set, evaluation
-      (:func:`craft_modules.precision.resolve_precision`).
+      (:func:`craft_modules.training.precision.resolve_precision`).
     * **The batch convention**: ``batch_size`` is the global batch of one
       optimizer step. The training loader yields this process's share of each
-      global batch (:class:`craft_modules.sampling.ShareBatchSampler`) and each
+      global batch (:class:`craft_modules.data.samplers.ShareBatchSampler`) and each
       share's loss is weighted (:func:`craft_modules.distributed.share_weight`)
       so the gradient DDP averages is the global-batch mean.
     * **No host-device sync in a training step**: the step returns the loss
@@ -161,7 +161,7 @@ class CraftBrain(sb.Brain):
         the transformer encoder (``model.compile_targets()``), keeping the
         checkpoints' parameter names. Where compiling fails at the first
         call, the model falls back to eager with one warning
-        (:func:`craft_modules.compile.compile_in_place`).
+        (:func:`craft_modules.training.compile.compile_in_place`).
         """
         if not self.compile:
             return
@@ -198,7 +198,7 @@ class CraftBrain(sb.Brain):
 
         ``num_workers`` (``auto``: the CPUs of this process's share of the
         node) becomes persistent workers with prefetching, and batches are
-        pinned when training on CUDA (:func:`craft_modules.recipe.loader_worker_options`).
+        pinned when training on CUDA (:func:`craft_modules.training.experiment.loader_worker_options`).
         """
         if "num_workers" in loader_kwargs:
             loader_kwargs.update(
@@ -388,7 +388,7 @@ class PretrainBrain(CraftBrain):
     """Self-supervised pretraining of any model returning a dict of losses.
 
     Expected hparams: ``lr_scheduler`` (a
-    :class:`craft_modules.schedulers.WarmupPlateauScheduler`), ``monitor`` (the
+    :class:`craft_modules.training.schedulers.WarmupPlateauScheduler`), ``monitor`` (the
     validation key driving the plateau schedule and checkpoint selection,
     e.g. ``acc_spec`` or ``loss``), ``train_logger``, and optionally
     ``keep_checkpoints``.
@@ -472,10 +472,10 @@ class ClassifierBrain(CraftBrain):
 
     Expected hparams: ``loss`` (``bce`` or ``ce``), ``metric`` (``mAP`` or
     ``accuracy``: checkpoint selection), ``lr_schedule`` (a
-    :class:`craft_modules.schedulers.EpochDecayScheduler`), ``train_logger``,
+    :class:`craft_modules.training.schedulers.EpochDecayScheduler`), ``train_logger``,
     ``output_folder`` (or ``experiment_folder``, e.g. per fold); optional ``mixup_alpha`` / ``mixup_prob`` (waveform
     mixup, SSAST's Beta(10, 10)), ``weight_averager`` (a
-    :class:`craft_modules.averaging.WeightAverager`, also in the
+    :class:`craft_modules.training.averaging.WeightAverager`, also in the
     checkpointer) and ``keep_checkpoints``. Batches carry ``sig`` and
     ``targets`` (float multi-hot or one-hot vectors).
     """

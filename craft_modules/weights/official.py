@@ -24,7 +24,7 @@ official                       craft_modules
 =============================  ===============================
 
 The positional embedding is resized from the checkpoint's token grid to the
-model's (see :func:`craft_modules.checkpoint.resize_pos_embed`). The source
+model's (see :func:`craft_modules.weights.transfer.resize_pos_embed`). The source
 grid of a pretraining checkpoint comes from ``p_input_fdim/tdim`` and its
 patch shape (SSAST pretrains without overlap, stride = patch shape), which
 also avoids SSAST's own trap of overwriting the fine-tuning input size with
@@ -49,7 +49,7 @@ import re
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.checkpoint import (
+from craft_modules.weights.transfer import (
     LoadReport,
     load_pretrained,
     load_state_dict_file,
@@ -189,8 +189,8 @@ def load_official(model, source, source_grid=None, pos_mode="ssast"):
     Arguments
     ---------
     model : torch.nn.Module
-        A :class:`craft_modules.models.CraftClassifier` (any fusion) or
-        :class:`craft_modules.models.CraftPretrainer` with the checkpoint's
+        A :class:`craft_modules.models.craft.CraftClassifier` (any fusion) or
+        :class:`craft_modules.models.craft.CraftPretrainer` with the checkpoint's
         model size and patch shape.
     source : str or dict
         Path of the ``.pth`` file, or its state dict.
@@ -199,7 +199,7 @@ def load_official(model, source, source_grid=None, pos_mode="ssast"):
         cannot be inferred (see :func:`official_grid`).
     pos_mode : str
         Positional embedding resizing (see
-        :func:`craft_modules.checkpoint.resize_pos_embed`).
+        :func:`craft_modules.weights.transfer.resize_pos_embed`).
 
     Returns
     -------
@@ -211,7 +211,7 @@ def load_official(model, source, source_grid=None, pos_mode="ssast"):
 
     Example
     -------
-    >>> from craft_modules.models import CraftClassifier
+    >>> from craft_modules.models.craft import CraftClassifier
     >>> donor = CraftClassifier(5, fusion="ast", model_size="tiny", depth=1, target_frames=128)
     >>> official = {"module.v." + k.replace("spec_embed.proj", "patch_embed.proj")
     ...             .replace("spec_embed.", "").replace("encoder.", ""): v

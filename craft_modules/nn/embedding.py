@@ -19,8 +19,8 @@ Authors
 import torch
 from torch import nn
 
-from craft_modules.features import remove_dc_offset
-from craft_modules.inputs import valid_samples
+from craft_modules.features.fbank import remove_dc_offset
+from craft_modules.models.inputs import valid_samples
 
 
 def grid_shape(input_fdim, input_tdim, fshape, tshape, fstride, tstride):

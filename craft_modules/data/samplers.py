@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 
+from craft_modules.data.manifest import CompactManifest, StringListArray
 from craft_modules.distributed import batch_shares
-from craft_modules.manifest import CompactManifest, StringListArray
 
 LABEL_WEIGHT_NUMERATOR = 1000.0
 LABEL_COUNT_SMOOTHING = 0.01

@@ -1,0 +1,1 @@
+"""Audio loading, manifests, labels, samplers and preparation helpers."""

@@ -1,0 +1,1 @@
+"""The models a recipe YAML instantiates: CRAFT (pretrainer, classifier), CLAR and the diverse embeddings."""

@@ -1,0 +1,1 @@
+"""Loading weights: pretrained -> classifier transfer and the official SSAST/AST checkpoints."""
