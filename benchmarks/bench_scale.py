@@ -51,7 +51,9 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.data_pipeline import provides, takes
 
-from craft_modules.data.audio import AudioProbe, AudioReader, MultiHot, SkipBadCollate
+from craft_modules.data.audio import AudioProbe, AudioReader
+from craft_modules.data.batching import SkipBadCollate
+from craft_modules.data.labels import MultiHot
 from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
 from craft_modules.testing.synth import YTID_ALPHABET, synth_clip
 from craft_modules.training.experiment import audio_dataset, loader_worker_options

@@ -1,4 +1,4 @@
-"""Pretraining objectives: masked patch modelling (SSAST) and SWaCL (CRAFT).
+"""The losses: masked patch modelling (SSAST), SWaCL (CRAFT), NT-Xent and labelled CE (CLAR).
 
 Masked spectrogram patch modelling follows the official SSAST code where it
 differs from its paper (``mpc`` and ``mpg`` in ``src/models/ast_models.py``
@@ -18,14 +18,45 @@ waveform and spectrogram outputs of the clips of a batch: for waveform anchor
 spectrograms. Under DDP the candidates are gathered from every rank with a
 gradient-preserving all-gather, so the negatives come from the global batch.
 
+CLAR's NT-Xent (SimCLR's 2N x 2N form) gathers its negatives from every rank
+the same way; its cross-entropy is averaged over the labelled items only.
+
+Every loss runs inside :func:`float32_losses` (autocast off), so bf16
+training computes its losses in float32.
+
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import contextlib
+
 import torch
+from torch.nn import functional as F
 
 from craft_modules.distributed import gather_with_grad
-from craft_modules.training.precision import float32_losses
+
+
+@contextlib.contextmanager
+def float32_losses():
+    """Switches autocast off (CUDA and CPU) for loss arithmetic.
+
+    Cast the loss inputs with ``.float()`` inside the block.
+
+    Example
+    -------
+    >>> a = torch.randn(2, 3)
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     low = (a @ a.T).dtype
+    ...     with float32_losses():
+    ...         full = (a.float() @ a.float().T).dtype
+    >>> low, full
+    (torch.bfloat16, torch.float32)
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.autocast("cpu", enabled=False))
+        if torch.cuda.is_available():
+            stack.enter_context(torch.autocast("cuda", enabled=False))
+        yield
 
 
 def masked_patch_infonce(pred, target):
@@ -155,3 +186,149 @@ def _info_nce(anchors, candidates, temperature, global_negatives):
         loss = torch.nn.functional.cross_entropy(logits, labels)
         acc = (logits.argmax(dim=1) == labels).float().mean()
     return loss, acc.detach()
+
+
+def nt_xent_loss(z1, z2, temperature=0.5, global_negatives=True):
+    """SimCLR's NT-Xent loss in its 2N x 2N form (CLAR uses ``temperature=0.5``).
+
+    The 2N projections of both views are L2-normalised and compared by
+    cosine similarity divided by the temperature. For each of the 2N anchors
+    the positive is the other view of the same item and the denominator sums
+    over all 2N - 1 other projections (self-similarity excluded); the loss is
+    the mean cross-entropy over the 2N anchors, as ``utils.nt_xent_loss`` of
+    the official code. Under DDP the candidates are the projections of every
+    process (gathered with gradient), so the negatives come from the global
+    batch, as in SimCLR; the anchors are this process's. Computed in float32
+    with autocast off.
+
+    Arguments
+    ---------
+    z1 : torch.Tensor
+        Projections of the first view ``(N, dim)``.
+    z2 : torch.Tensor
+        Projections of the second view ``(N, dim)``, row ``i`` paired with
+        row ``i`` of ``z1``.
+    temperature : float
+        Softmax temperature, > 0.
+    global_negatives : bool
+        Under DDP, takes the candidates from every process.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss (float32): the mean over this process's 2N anchors.
+
+    Example
+    -------
+    >>> z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    >>> matched = nt_xent_loss(z, z)
+    >>> shuffled = nt_xent_loss(z, z[[1, 2, 3, 0]])
+    >>> bool(matched < shuffled)
+    True
+    """
+    if z1.dim() != 2 or z1.shape != z2.shape or z1.shape[0] == 0:
+        raise ValueError(
+            f"z1 and z2 must be (N, dim) tensors of one shape, got {tuple(z1.shape)} "
+            f"and {tuple(z2.shape)}"
+        )
+    if not float(temperature) > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n = z1.shape[0]
+    with float32_losses():
+        z1 = F.normalize(z1.float(), dim=-1)
+        z2 = F.normalize(z2.float(), dim=-1)
+        g1, g2, valid, start = z1, z2, None, 0
+        if global_negatives:
+            g1, valid, start = gather_with_grad(z1)
+            g2, _, _ = gather_with_grad(z2)
+        m = g1.shape[0]
+        similarity = torch.cat([z1, z2]) @ torch.cat([g1, g2]).t() / float(temperature)
+        index = torch.arange(n, device=z1.device) + start
+        self_columns = torch.cat([index, index + m])
+        excluded = torch.zeros_like(similarity, dtype=torch.bool)
+        excluded[torch.arange(2 * n, device=z1.device), self_columns] = True
+        if valid is not None:
+            excluded = excluded | ~torch.cat([valid, valid])[None, :]
+        similarity = similarity.masked_fill(excluded, float("-inf"))
+        positives = torch.cat([index + m, index])
+        return F.cross_entropy(similarity, positives)
+
+
+def labelled_cross_entropy(logits, targets, labelled_mask=None, multilabel=False):
+    """Cross-entropy averaged over the labelled items of a batch only.
+
+    Unlabelled items contribute neither to the sum nor to the count. When no
+    item is labelled the result is a zero that still depends on ``logits``
+    (so ``backward`` works and nothing is NaN, unlike a mean over an empty
+    selection). No host-device synchronisation is needed.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``(batch, n_classes)``.
+    targets : torch.Tensor
+        Class indices ``(batch,)`` (unlabelled items may hold -1), class
+        probabilities ``(batch, n_classes)``, or with ``multilabel`` multi-hot
+        targets ``(batch, n_classes)``.
+    labelled_mask : torch.Tensor or list of bool, optional
+        ``(batch,)``, True for labelled items. None means ``targets >= 0`` for
+        class indices and every item otherwise.
+    multilabel : bool
+        Binary cross-entropy with logits per class (averaged over the classes
+        and the labelled items) instead of the softmax cross-entropy.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Example
+    -------
+    >>> logits = torch.randn(3, 4, requires_grad=True)
+    >>> targets = torch.tensor([2, -1, 0])
+    >>> loss = labelled_cross_entropy(logits, targets)
+    >>> expected = torch.nn.functional.cross_entropy(logits[[0, 2]], targets[[0, 2]])
+    >>> torch.allclose(loss, expected)
+    True
+    >>> none = labelled_cross_entropy(logits, targets, torch.zeros(3, dtype=torch.bool))
+    >>> float(none.detach()), none.requires_grad
+    (0.0, True)
+    """
+    if logits.dim() != 2:
+        raise ValueError(
+            f"logits must be (batch, n_classes), got {tuple(logits.shape)}"
+        )
+    batch = logits.shape[0]
+    targets = torch.as_tensor(targets, device=logits.device)
+    if targets.shape[0] != batch:
+        raise ValueError(f"{targets.shape[0]} targets for {batch} logits")
+    class_indices = targets.dim() == 1 and not multilabel
+    if labelled_mask is None:
+        if class_indices:
+            labelled_mask = targets >= 0
+        else:
+            labelled_mask = torch.ones(batch, dtype=torch.bool, device=logits.device)
+    labelled = torch.as_tensor(labelled_mask, device=logits.device).bool()
+    if labelled.shape != (batch,):
+        raise ValueError(
+            f"labelled_mask must have shape ({batch},), got {tuple(labelled.shape)}"
+        )
+    with float32_losses():
+        logits = logits.float()
+        if class_indices:
+            safe = torch.where(labelled, targets.long(), 0)
+            per_item = F.cross_entropy(logits, safe, reduction="none")
+        else:
+            if targets.shape != logits.shape:
+                raise ValueError(
+                    f"targets {tuple(targets.shape)} must match logits {tuple(logits.shape)}"
+                )
+            safe = torch.where(labelled[:, None], targets.float(), 0.0)
+            if multilabel:
+                per_item = F.binary_cross_entropy_with_logits(
+                    logits, safe, reduction="none"
+                ).mean(dim=-1)
+            else:
+                per_item = F.cross_entropy(logits, safe, reduction="none")
+        per_item = torch.where(labelled, per_item, 0.0)
+        return per_item.sum() / labelled.sum().clamp(min=1)

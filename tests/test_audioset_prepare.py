@@ -17,7 +17,9 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from craft_modules.data.audio import SkipBadCollate, audio_pipeline, multi_hot_pipeline
+from craft_modules.data.audio import audio_pipeline
+from craft_modules.data.batching import SkipBadCollate
+from craft_modules.data.labels import multi_hot_pipeline
 from craft_modules.testing.synth import make_audioset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,9 +335,9 @@ def test_braces_in_file_names_survive_speechbrain_loading(tmp_path):
 
 
 def test_long_preparations_log_their_progress(audioset, tmp_path, monkeypatch, caplog):
-    import craft_modules.data.audio as dataio
+    import craft_modules.data.preparation as preparation
 
-    monkeypatch.setattr(dataio, "PROGRESS_INTERVAL_S", 0.0)  # a line per item
+    monkeypatch.setattr(preparation, "PROGRESS_INTERVAL_S", 0.0)  # a line per item
     root, _ = audioset
     with caplog.at_level("INFO"):
         out = prep.prepare_audioset(str(root), str(tmp_path / "save"), num_workers=2)
@@ -349,7 +351,7 @@ def test_long_preparations_log_their_progress(audioset, tmp_path, monkeypatch, c
     assert any("balanced_train_segments.csv lines read: 3," in m for m in messages)
     assert any(m.startswith(f"Writing {out['train']} (") for m in messages)
     # With the default interval, short preparations log only the totals.
-    monkeypatch.setattr(dataio, "PROGRESS_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(preparation, "PROGRESS_INTERVAL_S", 3600.0)
     caplog.clear()
     with caplog.at_level("INFO"):
         prep.prepare_audioset(str(root), str(tmp_path / "again"))

@@ -7,16 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from craft_modules.augment.waveform import AugmentationChain, Fade, TimeMask
-from craft_modules.models.clar import (
-    ClarFrontEnd,
-    ClarModel,
-    ResNet18_1D,
-    ResNet18_2D,
-    clar_losses,
-    label_fraction_mask,
-    labelled_cross_entropy,
-    nt_xent_loss,
-)
+from craft_modules.data.labels import label_fraction_mask
+from craft_modules.features.clar_frontend import ClarFrontEnd
+from craft_modules.losses import labelled_cross_entropy, nt_xent_loss
+from craft_modules.models.clar import ClarModel, clar_losses
+from craft_modules.nn.resnet import ResNet18_1D, ResNet18_2D
 
 SR = 16000
 SMALL = (8, 16, 16, 32)  # narrow ResNets for the cheap tests

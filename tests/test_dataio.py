@@ -17,18 +17,19 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 
 from craft_modules.data.audio import (
     AudioLoadError,
-    MultiHot,
-    PreparationSummary,
-    SkipBadCollate,
     audio_pipeline,
-    clear_prepared,
     find_audio_files,
     get_resampler,
-    is_prepared,
     load_audio,
-    mark_prepared,
-    multi_hot_pipeline,
     probe_audio,
+)
+from craft_modules.data.batching import SkipBadCollate
+from craft_modules.data.labels import MultiHot, multi_hot_pipeline
+from craft_modules.data.preparation import (
+    PreparationSummary,
+    clear_prepared,
+    is_prepared,
+    mark_prepared,
     write_json_atomic,
 )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from craft_modules.data.audio import load_label_list, multi_hot_pipeline
+from craft_modules.data.labels import load_label_list, multi_hot_pipeline
 from craft_modules.testing.synth_fsd50k import UNKNOWN_LABEL, make_fsd50k
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,12 +15,8 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from craft_modules.data.audio import (
-    audio_pipeline,
-    manifest_audio_path,
-    multi_hot_pipeline,
-    write_json_atomic,
-)
+from craft_modules.data.audio import audio_pipeline
+from craft_modules.data.labels import multi_hot_pipeline
 from craft_modules.data.manifest import (
     CompactDynamicItemDataset,
     CompactManifest,
@@ -29,6 +25,7 @@ from craft_modules.data.manifest import (
     StringArray,
     StringListArray,
 )
+from craft_modules.data.preparation import manifest_audio_path, write_json_atomic
 from craft_modules.data.samplers import balanced_sampler, label_balancing_weights
 from craft_modules.training.experiment import audio_dataset, one_hot_pipeline
 

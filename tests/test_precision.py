@@ -4,8 +4,12 @@ import pytest
 import torch
 
 import craft_modules.training.precision as precision
-from craft_modules.losses import masked_patch_infonce, masked_patch_mse, swacl_loss
-from craft_modules.models.clar import nt_xent_loss
+from craft_modules.losses import (
+    masked_patch_infonce,
+    masked_patch_mse,
+    nt_xent_loss,
+    swacl_loss,
+)
 from craft_modules.training.brains import PretrainBrain
 from craft_modules.training.precision import resolve_precision
 

@@ -71,7 +71,7 @@ def test_unequal_rank_batches_are_gathered(tmp_path):
 
 def _nt_xent_worker(rank, world, init_file, sizes, z1, z2, results):
     from craft_modules import distributed
-    from craft_modules.models.clar import nt_xent_loss
+    from craft_modules.losses import nt_xent_loss
 
     dist.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
@@ -91,7 +91,7 @@ def _nt_xent_worker(rank, world, init_file, sizes, z1, z2, results):
 
 def test_clar_nt_xent_takes_its_negatives_from_every_process(tmp_path):
     """Uneven shares (3 + 2): the share-weighted gradients are the 5-clip batch's."""
-    from craft_modules.models.clar import nt_xent_loss
+    from craft_modules.losses import nt_xent_loss
 
     torch.manual_seed(0)
     sizes = [3, 2]

@@ -25,9 +25,8 @@ from craft_modules.features.fbank import KaldiFbank
 from craft_modules.losses import masked_patch_infonce, masked_patch_mse, swacl_loss
 from craft_modules.models.inputs import check_waveform_batch
 from craft_modules.nn.embedding import MSAE, PatchEmbedding, spectrogram_image
-from craft_modules.nn.fusion import encode_two_streams
 from craft_modules.nn.masking import mask_ids
-from craft_modules.nn.transformer import ViTEncoder
+from craft_modules.nn.transformer import ViTEncoder, encode_two_streams
 
 PRETRAINING_METHODS = ("ssast", "swapt", "wapt", "swacl", "pswacl")
 FUSION_METHODS = ("ast", "swast", "swab")
@@ -139,7 +138,7 @@ class CraftBackbone(nn.Module):
         """The modules ``compile: True`` compiles: each block of the shared encoder.
 
         Blocks rather than the whole encoder, because SWaB's fusion calls the
-        blocks one by one (:func:`craft_modules.nn.fusion.encode_two_streams`).
+        blocks one by one (:func:`craft_modules.nn.transformer.encode_two_streams`).
         """
         return list(self.encoder.blocks)
 

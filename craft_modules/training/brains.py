@@ -16,7 +16,7 @@ project; the method is chosen in YAML.
   ``epoch_metrics.json``; the weights of the last epochs can be averaged.
 
 A batch in which every clip failed to load (``None`` from
-:class:`craft_modules.data.audio.SkipBadCollate`) is skipped with a warning; under
+:class:`craft_modules.data.batching.SkipBadCollate`) is skipped with a warning; under
 DDP a zero-weighted silent clip keeps the ranks' collectives in step.
 
 Authors
@@ -37,12 +37,13 @@ from speechbrain.utils.run_opts import RunOptions
 
 from craft_modules import distributed
 from craft_modules.augment.spectrogram import mixup
-from craft_modules.data.audio import write_json_atomic
+from craft_modules.data.preparation import write_json_atomic
 from craft_modules.data.samplers import ShareBatchSampler
+from craft_modules.losses import float32_losses
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
 from craft_modules.training.compile import compile_in_place
 from craft_modules.training.experiment import loader_worker_options
-from craft_modules.training.precision import float32_losses, resolve_precision
+from craft_modules.training.precision import resolve_precision
 
 logger = get_logger(__name__)
 

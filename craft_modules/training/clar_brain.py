@@ -19,7 +19,8 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.models.clar import CLAR_MODES, clar_losses, label_fraction_mask
+from craft_modules.data.labels import label_fraction_mask
+from craft_modules.models.clar import CLAR_MODES, clar_losses
 from craft_modules.training.brains import ClassifierBrain
 
 logger = get_logger(__name__)

@@ -21,8 +21,10 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules import distributed
-from craft_modules.data.audio import SkipBadCollate, audio_pipeline, write_json_atomic
+from craft_modules.data.audio import audio_pipeline
+from craft_modules.data.batching import SkipBadCollate
 from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
+from craft_modules.data.preparation import write_json_atomic
 from craft_modules.metrics import EvalShardSampler
 
 logger = get_logger(__name__)

@@ -15,8 +15,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import contextlib
-
 import torch
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -89,26 +87,3 @@ def resolve_precision(precision, device):
             "(use --precision=fp32)"
         )
     return precision
-
-
-@contextlib.contextmanager
-def float32_losses():
-    """Switches autocast off (CUDA and CPU) for loss arithmetic.
-
-    Cast the loss inputs with ``.float()`` inside the block.
-
-    Example
-    -------
-    >>> a = torch.randn(2, 3)
-    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
-    ...     low = (a @ a.T).dtype
-    ...     with float32_losses():
-    ...         full = (a.float() @ a.float().T).dtype
-    >>> low, full
-    (torch.bfloat16, torch.float32)
-    """
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.autocast("cpu", enabled=False))
-        if torch.cuda.is_available():
-            stack.enter_context(torch.autocast("cuda", enabled=False))
-        yield

@@ -11,7 +11,7 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-from craft_modules.data.audio import load_label_list, multi_hot_pipeline
+from craft_modules.data.labels import load_label_list, multi_hot_pipeline
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     audio_dataset,
@@ -37,7 +37,7 @@ def labelled_datasets(hparams, manifests, target_item):
     manifests : dict
         Name -> manifest path or dict.
     target_item : DynamicItem
-        Provides ``targets`` (e.g. :func:`craft_modules.data.audio.multi_hot_pipeline`
+        Provides ``targets`` (e.g. :func:`craft_modules.data.labels.multi_hot_pipeline`
         or :func:`craft_modules.training.experiment.one_hot_pipeline`).
 
     Returns

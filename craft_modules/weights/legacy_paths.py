@@ -16,7 +16,7 @@ import re
 MODULES = {
     "transformer": "nn.transformer",
     "embedding": "nn.embedding",
-    "fusion": "nn.fusion",
+    "fusion": "nn.transformer",
     "masking": "nn.masking",
     "features": "features.fbank",
     "diverse_features": "features.diverse_streams",
@@ -48,7 +48,36 @@ MODULES = {
 
 # Names that left the module :data:`MODULES` maps their old module to
 # (full old path -> full path now).
-NAMES = {}
+NAMES = {
+    "craft_modules.clar.BasicBlock": "craft_modules.nn.resnet.BasicBlock",
+    "craft_modules.clar.ClarFrontEnd": "craft_modules.features.clar_frontend.ClarFrontEnd",
+    "craft_modules.clar.MultiHot": "craft_modules.data.labels.MultiHot",
+    "craft_modules.clar.ResNet18_1D": "craft_modules.nn.resnet.ResNet18_1D",
+    "craft_modules.clar.ResNet18_2D": "craft_modules.nn.resnet.ResNet18_2D",
+    "craft_modules.clar.label_fraction_mask": "craft_modules.data.labels.label_fraction_mask",
+    "craft_modules.clar.labelled_cross_entropy": "craft_modules.losses.labelled_cross_entropy",
+    "craft_modules.clar.load_label_list": "craft_modules.data.labels.load_label_list",
+    "craft_modules.clar.masked_patch_infonce": "craft_modules.losses.masked_patch_infonce",
+    "craft_modules.clar.masked_patch_mse": "craft_modules.losses.masked_patch_mse",
+    "craft_modules.clar.multi_hot_pipeline": "craft_modules.data.labels.multi_hot_pipeline",
+    "craft_modules.clar.nt_xent_loss": "craft_modules.losses.nt_xent_loss",
+    "craft_modules.clar.swacl_loss": "craft_modules.losses.swacl_loss",
+    "craft_modules.dataio.MultiHot": "craft_modules.data.labels.MultiHot",
+    "craft_modules.dataio.PROGRESS_INTERVAL_S": "craft_modules.data.preparation.PROGRESS_INTERVAL_S",
+    "craft_modules.dataio.PreparationSummary": "craft_modules.data.preparation.PreparationSummary",
+    "craft_modules.dataio.SkipBadCollate": "craft_modules.data.batching.SkipBadCollate",
+    "craft_modules.dataio.clear_prepared": "craft_modules.data.preparation.clear_prepared",
+    "craft_modules.dataio.collate_skip_bad": "craft_modules.data.batching.collate_skip_bad",
+    "craft_modules.dataio.is_prepared": "craft_modules.data.preparation.is_prepared",
+    "craft_modules.dataio.label_fraction_mask": "craft_modules.data.labels.label_fraction_mask",
+    "craft_modules.dataio.load_label_list": "craft_modules.data.labels.load_label_list",
+    "craft_modules.dataio.log_progress": "craft_modules.data.preparation.log_progress",
+    "craft_modules.dataio.logger": "craft_modules.data.preparation.logger",
+    "craft_modules.dataio.manifest_audio_path": "craft_modules.data.preparation.manifest_audio_path",
+    "craft_modules.dataio.mark_prepared": "craft_modules.data.preparation.mark_prepared",
+    "craft_modules.dataio.multi_hot_pipeline": "craft_modules.data.labels.multi_hot_pipeline",
+    "craft_modules.dataio.write_json_atomic": "craft_modules.data.preparation.write_json_atomic",
+}
 
 _OLD = "|".join(sorted(MODULES, key=len, reverse=True))
 _PATH = re.compile(r"\bcraft_modules\.(" + _OLD + r")\.([A-Za-z_]\w*)")
@@ -85,6 +114,8 @@ def upgrade_paths(text):
     'model: !new:craft_modules.models.craft.CraftClassifier'
     >>> upgrade_paths("c: !new:craft_modules.checkpointer.AtomicCheckpointer")
     'c: !new:craft_modules.training.checkpointer.AtomicCheckpointer'
+    >>> upgrade_paths("collate_fn: !new:craft_modules.dataio.SkipBadCollate")
+    'collate_fn: !new:craft_modules.data.batching.SkipBadCollate'
     >>> upgrade_paths("model: !new:craft_modules.models.craft.CraftClassifier")
     'model: !new:craft_modules.models.craft.CraftClassifier'
     """

@@ -34,14 +34,16 @@ from craft_modules.data.audio import (
     AUDIO_EXTENSIONS,
     SKIP_REASONS,
     AudioLoadError,
+    find_audio_files,
+    probe_audio,
+)
+from craft_modules.data.preparation import (
     PreparationSummary,
     clear_prepared,
-    find_audio_files,
     is_prepared,
     log_progress,
     manifest_audio_path,
     mark_prepared,
-    probe_audio,
     write_json_atomic,
 )
 
@@ -439,7 +441,7 @@ def read_segments_csv(path, index, summary, split):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> path = getfixture("tmp_path") / "seg.csv"
     >>> _ = path.write_text('# c\\nabc, 0.000, 10.000, "/m/0a,/m/0b"\\nbad, 1\\n')
     >>> summary = PreparationSummary("doc")
@@ -514,7 +516,7 @@ def read_json_data_file(path, data_folder, summary, split):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> path = getfixture("tmp_path") / "train.json"
     >>> _ = path.write_text('{"data": [{"wav": "/a/x.wav", "labels": "/m/0a"}, {}]}')
     >>> summary = PreparationSummary("doc")
@@ -582,7 +584,7 @@ def probe_all(paths, num_workers=1, what=None):
         Number of threads (1: no pool).
     what : str, optional
         Names the files in progress log lines (see
-        :func:`craft_modules.data.audio.log_progress`); None logs nothing.
+        :func:`craft_modules.data.preparation.log_progress`); None logs nothing.
 
     Returns
     -------
@@ -630,7 +632,7 @@ def build_manifest(clips, known_mids, summary, split, num_workers=1):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> clips = [Clip("a", None, ["/m/0a"], "x.csv:4")]
     >>> summary = PreparationSummary("doc")
     >>> build_manifest(clips, {"/m/0a"}, summary, "train")

@@ -21,15 +21,13 @@ import os
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.data.audio import (
-    SKIP_REASONS,
-    AudioLoadError,
+from craft_modules.data.audio import SKIP_REASONS, AudioLoadError, probe_audio
+from craft_modules.data.preparation import (
     PreparationSummary,
     clear_prepared,
     is_prepared,
     manifest_audio_path,
     mark_prepared,
-    probe_audio,
     write_json_atomic,
 )
 
@@ -147,7 +145,7 @@ def read_esc50_csv(path, summary):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> path = getfixture("tmp_path") / "esc50.csv"
     >>> _ = path.write_text(
     ...     "filename,fold,target,category\\n1-1-A-0.wav,1,0,dog\\nx.wav,one,0,dog\\n"
@@ -196,7 +194,7 @@ def build_esc50_manifest(rows, audio_folder, summary):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> summary = PreparationSummary("doc")
     >>> build_esc50_manifest([("a", "a.wav", 1, 0, "dog")], "/nowhere", summary)
     {}

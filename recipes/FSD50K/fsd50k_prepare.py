@@ -16,7 +16,7 @@ and writes SpeechBrain JSON manifests ``train.json`` (dev rows with split
 
 where "labels" holds the AudioSet MIDs of the clip's labels (in the CSV's
 order), the ids that ``labels.json`` and
-:func:`craft_modules.data.audio.multi_hot_pipeline` use. ``labels.json`` is the
+:func:`craft_modules.data.labels.multi_hot_pipeline` use. ``labels.json`` is the
 vocabulary as ``[{"index": i, "mid": mid, "display_name": label_name}]`` in
 index order (the AudioSet format of ``load_label_list``). Files at any sample
 rate are accepted (FSD50K is 44.1 kHz; clips are resampled when loaded).
@@ -38,15 +38,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.data.audio import (
-    SKIP_REASONS,
-    AudioLoadError,
+from craft_modules.data.audio import SKIP_REASONS, AudioLoadError, probe_audio
+from craft_modules.data.preparation import (
     PreparationSummary,
     clear_prepared,
     is_prepared,
     manifest_audio_path,
     mark_prepared,
-    probe_audio,
     write_json_atomic,
 )
 
@@ -182,7 +180,7 @@ def read_vocabulary(path):
     -------
     list of dict
         ``{"index": int, "mid": str, "display_name": str}`` sorted by index:
-        the labels.json format of :func:`craft_modules.data.audio.load_label_list`.
+        the labels.json format of :func:`craft_modules.data.labels.load_label_list`.
 
     Raises
     ------
@@ -280,7 +278,7 @@ def read_ground_truth(path, audio_folder, vocabulary, summary):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> path = getfixture("tmp_path") / "eval.csv"
     >>> _ = path.write_text('fname,labels,mids\\n7,"Bark,Dog",\\n8,Meow,\\n')
     >>> vocab = [{"index": 0, "mid": "/m/b", "display_name": "Bark"},
@@ -365,7 +363,7 @@ def build_manifests(rows, summary, num_workers=1):
 
     Example
     -------
-    >>> from craft_modules.data.audio import PreparationSummary
+    >>> from craft_modules.data.preparation import PreparationSummary
     >>> summary = PreparationSummary("doc")
     >>> row = Row("1", "/nowhere/1.wav", ["/m/a"], ["A"], "train", "dev.csv:2")
     >>> build_manifests([row], summary)["train"]
