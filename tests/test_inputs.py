@@ -96,4 +96,3 @@ def test_each_public_entry_point_checks_exactly_once(models, check_calls):
         assert len(check_calls) == 1, method.__qualname__
         with pytest.raises(ValueError, match="zero length"):
             method(wavs, torch.tensor([1.0, 0.0]))
-
