@@ -82,8 +82,11 @@ def test_front_end_mel_filters_are_never_empty():
 
 
 def test_clip_shorter_than_the_window_raises():
+    model = ClarModel("spectrogram", n_classes=2, widths=SMALL)
+    with pytest.raises(ValueError, match=r"200 samples.*256 samples \(16.0 ms"):
+        model(torch.zeros(2, 200))
     with pytest.raises(ValueError, match="200 samples.*256 samples"):
-        ClarFrontEnd()(torch.zeros(2, 200))
+        model.forward_features(torch.zeros(2, 200))
     model = ClarModel("spectrogram", n_classes=2, n_fft=2048, widths=SMALL)
     with pytest.raises(ValueError, match="1000 samples.*2048 samples"):
         model(torch.zeros(2, 1000))
@@ -122,15 +125,41 @@ def test_model_outputs(encoder):
     model = ClarModel(encoder, n_classes=5, widths=SMALL, hidden_dim=16, proj_dim=8)
     wavs = torch.randn(3, 2000)
     assert model(wavs).shape == (3, 5)
-    assert model(wavs, torch.ones(3), output="embedding").shape == (3, 32)
+    assert model.forward_features(wavs, torch.ones(3)).shape == (3, 32)
     z = model(wavs, output="projection")
     assert z.shape == (3, 8) and torch.allclose(z.norm(dim=1), torch.ones(3))
     logits, z = model(wavs, output="both")
     assert logits.shape == (3, 5) and z.shape == (3, 8)
-    with pytest.raises(ValueError, match="output"):
+    with pytest.raises(ValueError, match="output must be one of .*'features'"):
         model(wavs, output="features")
+    with pytest.raises(ValueError, match="forward_features"):
+        model(wavs, output="embedding")  # the embedding has its own name now
     with pytest.raises(ValueError, match="wavs"):
         model(torch.randn(2000))
+
+
+@pytest.mark.parametrize("encoder", ["spectrogram", "raw"])
+def test_forward_is_the_head_on_the_features(encoder):
+    """forward == forward_head(forward_features(...)); the features are the
+    encoder's embedding (the former ``output="embedding"``), computed here from
+    the front end and encoder directly."""
+    torch.manual_seed(0)
+    model = ClarModel(encoder, n_classes=4, widths=SMALL, proj_dim=8).eval()
+    wavs = torch.randn(2, 3000)
+    with torch.no_grad():
+        features = model.forward_features(wavs)
+        inputs = wavs if model.front_end is None else model.front_end(wavs)
+        assert torch.equal(features, model.encoder(inputs))
+        assert torch.equal(model.forward_head(features, pre_logits=True), features)
+        assert torch.equal(model(wavs), model.forward_head(features))
+        assert torch.equal(model.forward_head(features), model.classifier(features))
+        logits, z = model(wavs, output="both")
+        assert torch.equal(logits, model(wavs))
+        expected_z = F.normalize(model.projection(features), dim=-1)
+        assert torch.equal(z, expected_z)
+    without = ClarModel(encoder, n_classes=None, widths=SMALL)
+    with pytest.raises(ValueError, match="n_classes=None"):
+        without.forward_head(without.forward_features(wavs))
 
 
 def test_model_without_heads_and_bad_encoder():

@@ -181,8 +181,10 @@ def test_clip_output_is_the_mean_of_chunk_predictions_by_hand():
     lens = torch.tensor(lengths, dtype=torch.float32) / max(lengths)
     with torch.no_grad():
         logits = model(wavs, lens)
-        embedding = model(wavs, lens, output="embedding")
-        chunk_logits, valid = model(wavs, lens, output="chunk_logits")
+        embedding = model.forward_head(
+            model.forward_features(wavs, lens), pre_logits=True
+        )
+        chunk_logits, valid = model.chunk_logits(wavs, lens)
         assert valid.sum(dim=1).tolist() == [2, 3, 1]  # short clip padded, kept
         for i, clip in enumerate(clips):
             hand_logits, hand_embedding, n_chunks = _by_hand(model, clip)
@@ -218,8 +220,6 @@ def test_head_input_size_and_stream_validation():
         _tiny_model(("timbre",), stream_options={"pitchh": {"top_k": 3}})
     ablation = _tiny_model(("timbre",), stream_options=SMALL_NEURALOGRAM)
     assert ablation.stream_names == ["timbre"]  # unused options are ignored
-    with pytest.raises(ValueError, match="output must be"):
-        _tiny_model()(torch.randn(1, 4000), output="probs")
 
 
 def test_frozen_streams_stay_fixed_while_the_head_learns():
@@ -300,5 +300,34 @@ def test_time_embeddings_are_the_chunk_embeddings_at_their_centres():
         alone = model.time_embeddings(wavs[1:, :2400])[0]
     assert emb.shape == (2, 2, 16) and centres.tolist() == [0.125, 0.375]
     assert torch.allclose(emb[1], alone[0], atol=1e-5)
-    full_mean = model(wavs[:1], output="embedding")
+    full_mean = model.forward_head(model.forward_features(wavs[:1]), pre_logits=True)
     assert torch.allclose(emb[0].mean(dim=0), full_mean[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_forward_is_the_head_on_the_features(train):
+    """forward == forward_head(forward_features(...)); the pooled embedding is the
+    mean of the valid chunks' stream embeddings, computed here with the model's
+    own chunking and streams (the former ``output="embedding"``)."""
+    torch.manual_seed(0)
+    model = _tiny_model(("timbre", "waveform")).train(train)
+    wavs, lens = torch.randn(3, 9000) * 0.1, torch.tensor([1.0, 0.5, 0.1])
+    with torch.no_grad():
+        features = model.forward_features(wavs, lens)
+        embeddings, valid = features
+        assert embeddings.shape == (3, 3, model.head_input_dim)
+        assert valid.sum(dim=1).tolist() == [3, 2, 1]
+        assert torch.equal(model(wavs, lens), model.forward_head(features))
+        chunks, chunk_lens, valid_ref = model.chunk(wavs, lens)
+        per_chunk = model.embed_chunks(chunks, chunk_lens)
+        counts = valid_ref.sum(dim=1).tolist()
+        expected = torch.stack([c.mean(0) for c in per_chunk.split(counts)])
+        pooled = model.forward_head(features, pre_logits=True)
+        torch.testing.assert_close(pooled, expected, rtol=1e-4, atol=1e-5)
+        assert torch.equal(embeddings[~valid], torch.zeros_like(embeddings[~valid]))
+        chunk_logits, valid_chunks = model.chunk_logits(wavs, lens)
+        assert torch.equal(valid_chunks, valid)
+        torch.testing.assert_close(
+            chunk_logits[valid], model.head(per_chunk), rtol=1e-4, atol=1e-5
+        )
+        assert torch.equal(chunk_logits[~valid], torch.zeros_like(chunk_logits[~valid]))

@@ -57,8 +57,9 @@ def test_silent_clip_gives_finite_losses(models):
     assert torch.isfinite(models[3](torch.zeros(2, 8000))).all()
 
 
-@pytest.mark.parametrize("train", [True, False])
-def test_each_model_checks_its_input_exactly_once(models, monkeypatch, train):
+@pytest.fixture
+def check_calls(monkeypatch):
+    """Counts the calls of check_waveform_batch, wherever the library imported it."""
     calls = []
     original = craft_modules.models.inputs.check_waveform_batch
 
@@ -66,10 +67,32 @@ def test_each_model_checks_its_input_exactly_once(models, monkeypatch, train):
         calls.append(1)
         return original(*args, **kwargs)
 
-    for module in ("models.craft", "models.clar", "models.diverse"):
+    for module in ("models.craft", "models.clar", "models.diverse", "features.fbank"):
         monkeypatch.setattr(f"craft_modules.{module}.check_waveform_batch", counting)
+    return calls
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_each_model_checks_its_input_exactly_once(models, check_calls, train):
     for model in models:
-        calls.clear()
+        check_calls.clear()
         model.train(train)
         model(torch.randn(2, 8000) * 0.1, torch.tensor([1.0, 0.6]))
-        assert len(calls) == 1, type(model).__name__
+        assert len(check_calls) == 1, type(model).__name__
+
+
+def test_each_public_entry_point_checks_exactly_once(models, check_calls):
+    wavs, lens = torch.randn(2, 8000) * 0.1, torch.tensor([1.0, 0.6])
+    entry_points = [(model.forward_features, model) for model in models]
+    entry_points += [
+        (models[1].chunk_logits, models[1]),
+        (models[1].time_embeddings, models[1]),
+        (models[3].time_embeddings, models[3]),
+    ]
+    for method, model in entry_points:
+        model.eval()
+        check_calls.clear()
+        method(wavs, lens)
+        assert len(check_calls) == 1, method.__qualname__
+        with pytest.raises(ValueError, match="zero length"):
+            method(wavs, torch.tensor([1.0, 0.0]))

@@ -132,7 +132,7 @@ def test_every_fusion_gives_logits(fusion, size):
     logits = model(*batch(size))
     assert logits.shape == (size, 7)
     assert torch.isfinite(logits).all()
-    embedding = model(*batch(size), output="embedding")
+    embedding = model.forward_head(model.forward_features(*batch(size)), True)
     assert embedding.shape == (size, 192 if fusion == "ast" else 384)
 
 
@@ -158,19 +158,75 @@ def test_swab_batched_equals_separate_streams_with_averaged_bottlenecks():
         5, fusion="swab", n_bottlenecks=6, fusion_layer=1, **TINY
     ).eval()
     wavs, lens = batch(3)
-    spec, wav = model(wavs, lens, output="tokens")
+    spec, wav = model.forward_features(wavs, lens)
     ref_spec, ref_wav = _manual_swab(model, wavs, lens)
-    assert torch.allclose(spec, ref_spec[:, 2:], atol=1e-5)
-    assert torch.allclose(wav, ref_wav[:, 2:], atol=1e-5)
+    assert torch.allclose(spec, ref_spec, atol=1e-5)
+    assert torch.allclose(wav, ref_wav, atol=1e-5)
     model.batched = False
-    spec_sep, wav_sep = model(wavs, lens, output="tokens")
+    spec_sep, wav_sep = model.forward_features(wavs, lens)
     assert torch.allclose(spec, spec_sep, atol=1e-5) and torch.allclose(
         wav, wav_sep, atol=1e-5
     )
     # The bottlenecks do carry information between the streams.
     swast = CraftClassifier(5, fusion="swast", **TINY).eval()
     swast.load_state_dict(model.state_dict(), strict=False)
-    assert not torch.allclose(swast(wavs, lens, output="tokens")[0], spec, atol=1e-4)
+    assert not torch.allclose(swast.forward_features(wavs, lens)[0], spec, atol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("train", [True, False])
+def test_forward_is_the_head_on_the_features(pooling, train):
+    """forward == forward_head(forward_features(...)); the pooled embedding is
+    the one the former ``output="embedding"`` gave: Eq. 5's streams, computed
+    here through the encoder directly, pooled and concatenated."""
+    torch.manual_seed(0)
+    model = CraftClassifier(
+        5, fusion="swab", n_bottlenecks=6, fusion_layer=1, pooling=pooling, **TINY
+    ).train(train)
+    wavs, lens = batch(3)
+    features = model.forward_features(wavs, lens)
+    assert torch.equal(model(wavs, lens), model.forward_head(features))
+    ref_spec, ref_wav = _manual_swab(model, wavs, lens)
+    if pooling == "mean":
+        expected = torch.cat([ref_spec[:, 2:].mean(1), ref_wav[:, 2:].mean(1)], -1)
+    else:
+        expected = torch.cat([ref_spec[:, :2].mean(1), ref_wav[:, :2].mean(1)], -1)
+    embedding = model.forward_head(features, pre_logits=True)
+    assert embedding.shape == (3, 2 * 192)
+    assert torch.allclose(embedding, expected, atol=1e-5)
+    assert torch.equal(model.forward_head(features), model.mlp_head(embedding))
+
+
+def test_pretrainer_features_are_those_inference_embeds_with():
+    """CraftPretrainer.forward_features: the unmasked streams, as the SWAST
+    classifier that inference builds from the pretrainer computes them."""
+    from craft_modules.inference.tagger import embedding_model_from_pretrainer
+
+    torch.manual_seed(0)
+    wavs, lens = batch(2)
+    for method, n_streams in (("pswacl", 2), ("ssast", 1)):
+        pre = CraftPretrainer(method=method, mask_patch=20, **TINY).eval()
+        clf = embedding_model_from_pretrainer(pre)
+        with torch.no_grad():
+            mine, theirs = (
+                pre.forward_features(wavs, lens),
+                clf.forward_features(wavs, lens),
+            )
+            assert len(mine) == len(theirs) == n_streams
+            for a, b in zip(mine, theirs):
+                assert torch.allclose(a, b, atol=1e-6)
+            pooled = pre.forward_head(mine, pre_logits=True)
+            assert pooled.shape == (2, n_streams * 192)
+            assert torch.allclose(
+                pooled, clf.forward_head(theirs, pre_logits=True), atol=1e-6
+            )
+            spec = pre.encoder(pre.spec_embed(pre.spec_image(wavs, lens)))
+            assert torch.allclose(pooled[:, :192], spec[:, 2:].mean(1), atol=1e-6)
+    with pytest.raises(ValueError, match="no classification head"):
+        pre.forward_head(mine, pre_logits=False)
+    wapt = CraftPretrainer(method="wapt", mask_patch=20, **TINY).eval()
+    (tokens,) = wapt.forward_features(wavs, lens)
+    assert tokens.shape == (2, wapt.wav_embed.num_patches + 2, 192)
 
 
 def test_swab_without_bottlenecks_equals_swast():
@@ -181,7 +237,7 @@ def test_swab_without_bottlenecks_equals_swast():
     swab.load_state_dict(swast.state_dict())
     wavs, lens = batch(2)
     for a, b in zip(
-        swast(wavs, lens, output="tokens"), swab(wavs, lens, output="tokens")
+        swast.forward_features(wavs, lens), swab.forward_features(wavs, lens)
     ):
         assert torch.allclose(a, b, atol=1e-6)
     assert torch.allclose(swast(wavs, lens), swab(wavs, lens), atol=1e-6)
@@ -190,7 +246,7 @@ def test_swab_without_bottlenecks_equals_swast():
 def test_classifier_pooling_and_head_layout():
     model = CraftClassifier(4, fusion="ast", pooling="mean", **TINY).eval()
     wavs, lens = batch(2)
-    tokens = model(wavs, lens, output="tokens")[0]
+    tokens = model.forward_features(wavs, lens)[0][:, 2:]
     assert torch.allclose(
         model(wavs, lens), model.mlp_head(tokens.mean(dim=1)), atol=1e-6
     )

@@ -184,6 +184,9 @@ class ClarFrontEnd(nn.Module):
     def forward(self, wavs):
         """Computes the 3-channel features of a batch.
 
+        The input is not checked: :class:`craft_modules.models.clar.ClarModel`
+        checks it (a batch of clips of at least ``win_length`` samples).
+
         Arguments
         ---------
         wavs : torch.Tensor
@@ -194,25 +197,7 @@ class ClarFrontEnd(nn.Module):
         torch.Tensor
             Features ``(batch, 3, n_bins, frames)`` in float32: log-magnitude
             (dB), phase (radians), log-mel (dB).
-
-        Example
-        -------
-        >>> ClarFrontEnd()(torch.zeros(1, 200))
-        Traceback (most recent call last):
-            ...
-        ValueError: clips of 200 samples are shorter than the STFT window of 256 samples (16.0 ms at 16000 Hz)
         """
-        if not isinstance(wavs, torch.Tensor) or wavs.dim() != 2:
-            shape = tuple(wavs.shape) if isinstance(wavs, torch.Tensor) else None
-            raise ValueError(f"wavs must be a (batch, samples) tensor, got {shape}")
-        samples = wavs.shape[-1]
-        if samples < self.win_length:
-            raise ValueError(
-                f"clips of {samples} samples are shorter than the STFT window of "
-                f"{self.win_length} samples "
-                f"({1000 * self.win_length / self.sample_rate} ms at "
-                f"{self.sample_rate} Hz)"
-            )
         with torch.autocast(device_type=wavs.device.type, enabled=False), _no_tf32():
             pad = self.win_length // 2
             padded = F.pad(wavs.float()[:, None, :], (pad, pad), mode="reflect")[:, 0]

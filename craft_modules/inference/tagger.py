@@ -221,7 +221,8 @@ def embedding_model_from_pretrainer(pretrainer):
     >>> pre = CraftPretrainer(method="pswacl", model_size="tiny", depth=1,
     ...                       target_frames=64, mask_patch=4)
     >>> clf = embedding_model_from_pretrainer(pre)
-    >>> clf.fusion, clf(torch.randn(2, 8000), output="embedding").shape
+    >>> features = clf.forward_features(torch.randn(2, 8000))
+    >>> clf.fusion, clf.forward_head(features, pre_logits=True).shape
     ('swast', torch.Size([2, 384]))
     """
     from craft_modules.models.craft import CraftClassifier
@@ -299,7 +300,8 @@ class AudioTagger(Pretrained):
     ---------
     modules : dict
         ``{"model": classifier}``; the model takes ``(wavs, lens)`` and
-        accepts ``output="embedding"``.
+        has ``forward_features(wavs, lens)`` and ``forward_head(features,
+        pre_logits=True)`` (the pooled embedding).
     hparams : dict
         ``sample_rate``, ``clip_duration``, ``labels`` (names), ``multilabel``
         (sigmoid scores, else softmax), optional ``window_hop`` (seconds,
@@ -484,17 +486,20 @@ class AudioTagger(Pretrained):
         lens = (n - starts).clamp(max=size) / size
         return padded.unfold(-1, size, hop), lens, starts.double() / self.sample_rate
 
-    def _run(self, chunks, lens, **kwargs):
-        """The model on window batches; returns the concatenated outputs."""
+    def _run(self, chunks, lens, embed=False):
+        """The model on window batches: logits, or pooled embeddings with ``embed``."""
+        model = self.mods.model
         size = int(getattr(self.hparams, "window_batch_size", 16))
         outputs = []
         with torch.no_grad():
             for i in range(0, chunks.shape[0], size):
-                out = self.mods.model(
-                    chunks[i : i + size].to(self.model_device),
-                    lens[i : i + size].to(self.model_device),
-                    **kwargs,
-                )
+                wavs = chunks[i : i + size].to(self.model_device)
+                wav_lens = lens[i : i + size].to(self.model_device)
+                if embed:
+                    features = model.forward_features(wavs, wav_lens)
+                    out = model.forward_head(features, pre_logits=True)
+                else:
+                    out = model(wavs, wav_lens)
                 outputs.append(out.float().cpu())
         return torch.cat(outputs)
 
@@ -539,7 +544,7 @@ class AudioTagger(Pretrained):
         wavs = torch.as_tensor(wavs, dtype=torch.float32)
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0])
-        return self._run(wavs, wav_lens, output="embedding")
+        return self._run(wavs, wav_lens, embed=True)
 
     def forward(self, wavs, wav_lens=None):
         """Runs ``classify_batch``."""
@@ -648,7 +653,7 @@ class AudioTagger(Pretrained):
         """
         wav = self._prepare(wav, sample_rate)
         chunks, lens, starts = self.windows(wav)
-        emb = self._run(chunks, lens, output="embedding")
+        emb = self._run(chunks, lens, embed=True)
         duration = wav.numel() / self.sample_rate
         ends = torch.clamp(starts + self.hparams.clip_duration, max=duration)
         return emb, torch.stack([starts, ends], dim=1), lens
@@ -675,7 +680,7 @@ class AudioTagger(Pretrained):
         chunks, lens, _ = self.windows(wavs)
         batch, count = chunks.shape[:2]
         emb = self._run(
-            chunks.reshape(batch * count, -1), lens.repeat(batch), output="embedding"
+            chunks.reshape(batch * count, -1), lens.repeat(batch), embed=True
         )
         weights = (lens / lens.sum())[None, :, None]
         return (emb.reshape(batch, count, -1) * weights).sum(dim=1)
@@ -684,7 +689,7 @@ class AudioTagger(Pretrained):
         """Per-window time embeddings and their centres (s), or window-level ones."""
         model = self.mods.model
         if not hasattr(model, "time_embeddings"):
-            emb = self._run(chunks, lens, output="embedding")
+            emb = self._run(chunks, lens, embed=True)
             centre = torch.tensor([self.hparams.clip_duration / 2], dtype=torch.float64)
             return emb[:, None], centre
         size = int(getattr(self.hparams, "window_batch_size", 16))

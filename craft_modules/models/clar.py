@@ -9,8 +9,10 @@ encoders :mod:`craft_modules.nn.resnet`, its losses
 :func:`craft_modules.losses.nt_xent_loss` and
 :func:`craft_modules.losses.labelled_cross_entropy`:
 
-* :class:`ClarModel`: front end + encoder + projection head + classifier,
-  called as ``model(wavs, lens, output=...)``.
+* :class:`ClarModel`: front end + encoder + projection head + classifier:
+  ``forward_features`` gives the embedding, ``forward_head`` the logits and
+  ``model(wavs, lens, output=...)`` the training views of
+  :func:`clar_losses`.
 * :func:`clar_losses`, which computes the losses of the three training modes
   of the paper (supervised, self-supervised, CLAR).
 
@@ -28,7 +30,8 @@ from craft_modules.models.inputs import check_waveform_batch
 from craft_modules.nn.resnet import ResNet18_1D, ResNet18_2D
 
 ENCODERS = ("spectrogram", "raw")
-OUTPUTS = ("logits", "embedding", "projection", "both", "probe")
+#: What :meth:`ClarModel.forward` returns for :func:`clar_losses`' views.
+TRAINING_OUTPUTS = ("logits", "projection", "both", "probe")
 CLAR_MODES = ("supervised", "selfsupervised", "clar")
 
 
@@ -96,8 +99,9 @@ class ClarModel(nn.Module):
     >>> logits, z = model(wavs, output="both")
     >>> z.shape, torch.allclose(z.norm(dim=1), torch.ones(2))
     (torch.Size([2, 128]), True)
-    >>> model(wavs, output="embedding").shape
-    torch.Size([2, 512])
+    >>> embedding = model.forward_features(wavs)
+    >>> embedding.shape, model.forward_head(embedding).shape
+    (torch.Size([2, 512]), torch.Size([2, 10]))
     """
 
     def __init__(
@@ -145,7 +149,11 @@ class ClarModel(nn.Module):
         return [self.encoder]
 
     def forward(self, wavs, lens=None, output="logits"):
-        """Encodes a batch and returns the requested output.
+        """Classifies a batch, or returns the views CLAR's training needs.
+
+        ``model(wavs, lens)`` is ``forward_head(forward_features(wavs, lens))``;
+        ``output`` selects the other outputs :func:`clar_losses` trains on
+        (through ``forward``, so that DDP sees every training call).
 
         Arguments
         ---------
@@ -154,12 +162,12 @@ class ClarModel(nn.Module):
         lens : torch.Tensor, optional
             Relative lengths ``(batch,)`` (validated only).
         output : str
-            ``logits`` ``(batch, n_classes)``; ``embedding`` ``(batch, 512)``;
-            ``projection``, the L2-normalised ``(batch, proj_dim)``; or
-            ``both``, the tuple ``(logits, projection)`` for CLAR training;
-            ``probe``, the same with the logits computed on the detached
-            embedding (the classifier learns, the encoder gets no gradient
-            from it: linear evaluation of self-supervised features).
+            ``logits`` ``(batch, n_classes)``; ``projection``, the
+            L2-normalised ``(batch, proj_dim)``; ``both``, the tuple
+            ``(logits, projection)`` for CLAR training; ``probe``, the same
+            with the logits computed on the detached embedding (the
+            classifier learns, the encoder gets no gradient from it: linear
+            evaluation of self-supervised features).
 
         Returns
         -------
@@ -176,8 +184,13 @@ class ClarModel(nn.Module):
             ...
         ValueError: output='projection' needs the projection head, but the model was built with proj_dim=None
         """
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if output not in TRAINING_OUTPUTS:
+            hint = ""
+            if output == "embedding":
+                hint = " (the embedding is forward_features(wavs, lens))"
+            raise ValueError(
+                f"output must be one of {TRAINING_OUTPUTS}, got {output!r}{hint}"
+            )
         if output in ("logits", "both", "probe") and self.classifier is None:
             raise ValueError(
                 f"output={output!r} needs the classifier, but the model was built "
@@ -188,19 +201,74 @@ class ClarModel(nn.Module):
                 f"output={output!r} needs the projection head, but the model was "
                 "built with proj_dim=None"
             )
-        check_waveform_batch(wavs, lens)
-        inputs = wavs if self.front_end is None else self.front_end(wavs)
-        embedding = self.encoder(inputs)
-        if output == "embedding":
-            return embedding
+        embedding = self.forward_features(wavs, lens)
         if output == "logits":
-            return self.classifier(embedding)
+            return self.forward_head(embedding)
         projection = F.normalize(self.projection(embedding), dim=-1)
         if output == "projection":
             return projection
         if output == "probe":  # a linear classifier on frozen (detached) features
-            return self.classifier(embedding.detach()), projection
-        return self.classifier(embedding), projection
+            return self.forward_head(embedding.detach()), projection
+        return self.forward_head(embedding), projection
+
+    def forward_features(self, wavs, lens=None):
+        """The encoder's pooled embedding ``h`` of a batch.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Padded waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)`` (validated only).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, embed_dim)`` (512 for ResNet18).
+
+        Example
+        -------
+        >>> ClarModel("spectrogram", n_classes=2).forward_features(torch.zeros(2, 200))
+        Traceback (most recent call last):
+            ...
+        ValueError: clips of 200 samples are shorter than the STFT window of 256 samples (16.0 ms at 16000 Hz)
+        """
+        check_waveform_batch(wavs, lens)
+        if self.front_end is None:
+            return self.encoder(wavs)
+        front_end = self.front_end
+        if wavs.shape[-1] < front_end.win_length:
+            raise ValueError(
+                f"clips of {wavs.shape[-1]} samples are shorter than the STFT "
+                f"window of {front_end.win_length} samples "
+                f"({1000 * front_end.win_length / front_end.sample_rate} ms at "
+                f"{front_end.sample_rate} Hz)"
+            )
+        return self.encoder(front_end(wavs))
+
+    def forward_head(self, features, pre_logits=False):
+        """The classifier on :meth:`forward_features`' embedding.
+
+        Arguments
+        ---------
+        features : torch.Tensor
+            Embeddings ``(batch, embed_dim)``.
+        pre_logits : bool
+            Returns the embedding itself (the classifier's input).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_classes)`` logits, or ``features`` with ``pre_logits``.
+        """
+        if pre_logits:
+            return features
+        if self.classifier is None:
+            raise ValueError(
+                "the logits need the classifier, but the model was built with "
+                "n_classes=None"
+            )
+        return self.classifier(features)
 
 
 def clar_losses(
@@ -236,7 +304,8 @@ def clar_losses(
     Arguments
     ---------
     model : ClarModel
-        Called as ``model(wavs, lens, output=...)``; needs the classifier for
+        Called as ``model(wavs, lens, output=...)`` (see
+        :meth:`ClarModel.forward`); needs the classifier for
         ``supervised`` and ``clar``, the projection head for
         ``selfsupervised`` and ``clar``.
     wavs : torch.Tensor

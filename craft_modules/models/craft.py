@@ -14,6 +14,14 @@ Both take a padded batch of 16 kHz waveforms and relative lengths,
   through the shared encoder, pooled outputs concatenated) and ``swab``
   (bottleneck fusion, Eq. 5; CRAFT's fine-tuning).
 
+Both also split their inference path as timm's models do:
+``forward_features(wavs, lens)`` gives the encoder's output tokens of each
+stream and ``forward_head(features, pre_logits=True)`` their pooled embedding
+(``pre_logits=False``: the classifier's logits). Each public entry point
+checks its waveform batch once, with
+:func:`craft_modules.models.inputs.check_waveform_batch`; the submodules
+(fbank, MSAE, patch embeddings) trust it.
+
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
@@ -150,6 +158,30 @@ class CraftBackbone(nn.Module):
         """MSAE waveform image ``(B, n_scales, n_mels, target_frames)``."""
         return self.msae(wavs, lens)
 
+    def pool(self, streams, pooling="mean"):
+        """Pools each stream's tokens and concatenates the streams (spectrogram first).
+
+        Arguments
+        ---------
+        streams : tuple of torch.Tensor
+            Encoder outputs ``(B, n_class_tokens + n_patches, D)`` per stream,
+            as :meth:`forward_features` returns them.
+        pooling : str
+            ``mean``: the mean of the patch tokens (SSAST's ``ft_avgtok``);
+            ``cls``: the mean of the cls and dist tokens.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, len(streams) * D)``.
+        """
+        n_cls = PatchEmbedding.n_class_tokens
+        if pooling == "mean":
+            pooled = [s[:, n_cls:].mean(dim=1) for s in streams]
+        else:
+            pooled = [s[:, :n_cls].mean(dim=1) for s in streams]
+        return torch.cat(pooled, dim=-1)
+
 
 class CraftPretrainer(CraftBackbone):
     """Self-supervised pretraining of CRAFT and its ablations (Table 2, pretraining rows).
@@ -216,6 +248,9 @@ class CraftPretrainer(CraftBackbone):
     >>> losses = model(torch.randn(2, 8000), torch.tensor([1.0, 0.8]))
     >>> sorted(losses)
     ['acc_spec', 'loss', 'mse_spec', 'nce_spec', 'swacl', 'swacl_acc']
+    >>> spec, wav = model.forward_features(torch.randn(2, 8000))
+    >>> spec.shape, model.forward_head((spec, wav), pre_logits=True).shape
+    (torch.Size([2, 34, 192]), torch.Size([2, 384]))
     """
 
     def __init__(
@@ -337,6 +372,67 @@ class CraftPretrainer(CraftBackbone):
         outputs = self._encode([tokens for _, tokens, _ in passes])
         results = {name: (out, ids) for (name, _, ids), out in zip(passes, outputs)}
         return self._losses(results, targets)
+
+    def forward_features(self, wavs, lens=None):
+        """The unmasked encoder outputs of each stream: the embeddings inference uses.
+
+        Each stream the method built (spectrogram, waveform) goes through the
+        shared encoder on its own, unmasked; these are the tokens of
+        ``CraftClassifier(fusion="swast")`` (``ast`` without a waveform
+        stream) carrying this backbone, as
+        :func:`craft_modules.inference.tagger.embedding_model_from_pretrainer`
+        builds it.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The normalised tokens of each stream, spectrogram first,
+            ``(batch, n_class_tokens + n_patches, embed_dim)`` each (the two
+            class tokens first).
+        """
+        lens = check_waveform_batch(wavs, lens)
+        tokens = []
+        if self.spec_embed is not None:
+            tokens.append(self.spec_embed(self.spec_image(wavs, lens)))
+        if self.wav_embed is not None:
+            tokens.append(self.wav_embed(self.wav_image(wavs, lens)))
+        if len(tokens) == 1:
+            return (self.encoder(tokens[0]),)
+        return encode_two_streams(
+            self.encoder, *tokens, None, self.encoder.depth, self.batched
+        )
+
+    def forward_head(self, features, pre_logits=True):
+        """The pooled embedding of :meth:`forward_features`' tokens.
+
+        A pretrainer has no classifier: only ``pre_logits=True`` is defined.
+
+        Arguments
+        ---------
+        features : tuple of torch.Tensor
+            The output of :meth:`forward_features`.
+        pre_logits : bool
+            Must be True.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_streams * embed_dim)``: each stream's patch tokens
+            averaged, concatenated (spectrogram first).
+        """
+        if not pre_logits:
+            raise ValueError(
+                "a pretraining model has no classification head (pre_logits=False): "
+                "fine-tune it first"
+            )
+        return self.pool(features, "mean")
 
     def _masked_passes(self, stream, embed, image, mask_embed):
         """Builds the masked token sequences of one stream (one or two passes)."""
@@ -471,8 +567,12 @@ class CraftClassifier(CraftBackbone):
     ...     n_classes=5, fusion="swab", model_size="tiny", depth=2, target_frames=64,
     ...     n_bottlenecks=4, fusion_layer=1,
     ... )
-    >>> model(torch.randn(3, 8000), torch.tensor([1.0, 0.7, 0.5])).shape
+    >>> wavs, lens = torch.randn(3, 8000), torch.tensor([1.0, 0.7, 0.5])
+    >>> model(wavs, lens).shape
     torch.Size([3, 5])
+    >>> spec, wav = model.forward_features(wavs, lens)
+    >>> spec.shape, model.forward_head((spec, wav), pre_logits=True).shape
+    (torch.Size([3, 62, 192]), torch.Size([3, 384]))
     """
 
     def __init__(
@@ -526,8 +626,8 @@ class CraftClassifier(CraftBackbone):
         )
         self.n_classes = int(n_classes)
 
-    def forward(self, wavs, lens=None, output="logits"):
-        """Classifies a batch, or returns its pooled embedding.
+    def forward(self, wavs, lens=None):
+        """Classifies a batch: ``forward_head(forward_features(wavs, lens))``.
 
         Arguments
         ---------
@@ -535,14 +635,33 @@ class CraftClassifier(CraftBackbone):
             Waveforms ``(batch, samples)``.
         lens : torch.Tensor, optional
             Relative lengths ``(batch,)``.
-        output : str
-            ``logits`` (default), ``embedding`` (the head's input) or
-            ``tokens`` (the normalised patch tokens of each stream, a tuple).
 
         Returns
         -------
         torch.Tensor
-            ``(batch, n_classes)`` logits, or what ``output`` asks for.
+            ``(batch, n_classes)`` logits.
+        """
+        return self.forward_head(self.forward_features(wavs, lens))
+
+    def forward_features(self, wavs, lens=None):
+        """The encoder's output tokens of each stream.
+
+        In training mode the spectrogram goes through ``spec_augment`` first;
+        SWaB's streams exchange information through the bottlenecks.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The normalised tokens of each stream (one for AST, spectrogram
+            then waveform for SWAST and SWaB), each ``(batch, n_class_tokens
+            + n_patches, embed_dim)`` with the cls and dist tokens first.
         """
         lens = check_waveform_batch(wavs, lens)
         feats = self.fbank(wavs, lens)
@@ -550,31 +669,36 @@ class CraftClassifier(CraftBackbone):
             feats = self.spec_augment(feats)
         spec = self.spec_embed(spectrogram_image(feats))
         if self.fusion == "ast":
-            streams = (self.encoder(spec),)
-        else:
-            wav = self.wav_embed(self.wav_image(wavs, lens))
-            streams = encode_two_streams(
-                self.encoder,
-                spec,
-                wav,
-                self.bottlenecks,
-                self.fusion_layer,
-                self.batched,
-            )
-        n_cls = PatchEmbedding.n_class_tokens
-        if output == "tokens":
-            return tuple(s[:, n_cls:] for s in streams)
-        if self.pooling == "mean":
-            pooled = [s[:, n_cls:].mean(dim=1) for s in streams]
-        else:
-            pooled = [s[:, :n_cls].mean(dim=1) for s in streams]
-        embedding = torch.cat(pooled, dim=-1)
-        if output == "embedding":
+            return (self.encoder(spec),)
+        wav = self.wav_embed(self.wav_image(wavs, lens))
+        return encode_two_streams(
+            self.encoder,
+            spec,
+            wav,
+            self.bottlenecks,
+            self.fusion_layer,
+            self.batched,
+        )
+
+    def forward_head(self, features, pre_logits=False):
+        """Pools the streams' tokens and classifies them.
+
+        Arguments
+        ---------
+        features : tuple of torch.Tensor
+            The output of :meth:`forward_features`.
+        pre_logits : bool
+            Returns the pooled embedding (the head's input) instead of logits.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_classes)`` logits, or the pooled embedding
+            ``(batch, n_streams * embed_dim)`` (see ``pooling``).
+        """
+        embedding = self.pool(features, self.pooling)
+        if pre_logits:
             return embedding
-        if output != "logits":
-            raise ValueError(
-                f"output must be 'logits', 'embedding' or 'tokens', got {output!r}"
-            )
         return self.mlp_head(embedding)
 
     def time_embeddings(self, wavs, lens=None):
@@ -605,7 +729,8 @@ class CraftClassifier(CraftBackbone):
         >>> emb.shape, [round(c, 4) for c in centres[:2].tolist()]
         (torch.Size([2, 9, 384]), [0.0875, 0.1875])
         """
-        streams = self.forward(wavs, lens, output="tokens")
+        n_cls = PatchEmbedding.n_class_tokens
+        streams = [s[:, n_cls:] for s in self.forward_features(wavs, lens)]
         f_dim, t_dim = (int(x) for x in self.spec_embed.grid)
         columns = [s.reshape(s.shape[0], f_dim, t_dim, -1).mean(dim=1) for s in streams]
         hop = self.fbank.hop_length / self.fbank.sample_rate

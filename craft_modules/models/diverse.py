@@ -28,9 +28,6 @@ from craft_modules.weights.transfer import find_checkpoint_file, load_state_dict
 #: A single-stream run's best checkpoint is chosen by these (first recorded).
 STAGE1_METRICS = ("mAP", "accuracy")
 
-#: The outputs :meth:`DiverseEmbeddingModel.forward` can return.
-OUTPUTS = ("logits", "embedding", "chunk_logits")
-
 
 class StreamTransformer(nn.Module):
     """One feature stream: features, linear projection, positions, ViT, mean pool.
@@ -307,8 +304,12 @@ class DiverseEmbeddingModel(nn.Module):
     head is linear this equals the head applied to the clip embedding (the
     mean of the chunk embeddings), and it keeps the clip output a logit for
     ``BCEWithLogits``-style losses; the paper's averaging of chunk
-    predictions as probabilities can be had from ``output="chunk_logits"``
+    predictions as probabilities can be had from :meth:`chunk_logits`
     (``sigmoid`` then mean over valid chunks).
+
+    ``forward_features`` gives the chunk embeddings, ``forward_head`` their
+    clip embedding (``pre_logits=True``) or clip logits, and ``forward`` is
+    the two in turn.
 
     Arguments
     ---------
@@ -354,9 +355,12 @@ class DiverseEmbeddingModel(nn.Module):
     torch.Size([2, 5])
     >>> model.stream_names, model.head_input_dim
     (['timbre', 'waveform'], 32)
-    >>> chunk_logits, valid = model(wavs, torch.tensor([1.0, 0.3]), output="chunk_logits")
+    >>> chunk_logits, valid = model.chunk_logits(wavs, torch.tensor([1.0, 0.3]))
     >>> chunk_logits.shape, valid.sum(dim=1).tolist()
     (torch.Size([2, 2, 5]), [2, 1])
+    >>> features = model.forward_features(wavs, torch.tensor([1.0, 0.3]))
+    >>> model.forward_head(features, pre_logits=True).shape
+    torch.Size([2, 32])
     """
 
     def __init__(
@@ -520,8 +524,8 @@ class DiverseEmbeddingModel(nn.Module):
         """The modules ``compile: True`` compiles: each stream's transformer encoder."""
         return [stream.encoder for stream in self.streams.values()]
 
-    def forward(self, wavs, lens=None, output="logits"):
-        """Classifies (or embeds) a batch of clips of any length.
+    def forward(self, wavs, lens=None):
+        """Classifies a batch of clips of any length.
 
         Arguments
         ---------
@@ -529,39 +533,91 @@ class DiverseEmbeddingModel(nn.Module):
             Waveforms ``(batch, samples)``.
         lens : torch.Tensor, optional
             Relative lengths ``(batch,)``.
-        output : str
-            ``logits``: clip logits ``(batch, n_classes)``, the mean over the
-            clip's valid chunks; ``embedding``: clip embedding
-            ``(batch, head_input_dim)``, the mean of the valid chunks'
-            concatenated stream embeddings; ``chunk_logits``: a tuple of the
-            per-chunk logits ``(batch, n_chunks, n_classes)`` (zero for chunks
-            of pure padding) and the boolean mask ``(batch, n_chunks)`` of
-            valid chunks.
 
         Returns
         -------
-        torch.Tensor or tuple
-            See ``output``.
+        torch.Tensor
+            Clip logits ``(batch, n_classes)``, the mean over the clip's
+            valid chunks: ``forward_head(forward_features(wavs, lens))``.
         """
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        return self.forward_head(self.forward_features(wavs, lens))
+
+    def forward_features(self, wavs, lens=None):
+        """The concatenated stream embeddings of every chunk of a batch.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        embeddings : torch.Tensor
+            ``(batch, n_chunks, head_input_dim)``, zero for chunks of pure
+            padding.
+        valid : torch.Tensor
+            Boolean ``(batch, n_chunks)``: which chunks hold real audio.
+        """
         lens = check_waveform_batch(wavs, lens)
         if self.training:
             # Every chunk, padding included (masked below): static shapes, no sync.
             chunks, chunk_lens, valid = self.chunk(wavs, lens, every_chunk=True)
-            embeddings = self.embed_chunks(chunks, chunk_lens)
             place = _as_chunk_grid
         else:  # only the chunks holding audio (long clips of varied lengths)
             chunks, chunk_lens, valid = self.chunk(wavs, lens)
-            embeddings = self.embed_chunks(chunks, chunk_lens)
             place = _scatter_chunks
+        return place(self.embed_chunks(chunks, chunk_lens), valid), valid
+
+    def forward_head(self, features, pre_logits=False):
+        """Clip logits (or the clip embedding) from the chunk embeddings.
+
+        Arguments
+        ---------
+        features : tuple of torch.Tensor
+            ``(embeddings, valid)`` from :meth:`forward_features`.
+        pre_logits : bool
+            Returns the clip embedding ``(batch, head_input_dim)``, the mean
+            of the valid chunks' embeddings, instead of the logits.
+
+        Returns
+        -------
+        torch.Tensor
+            Clip logits ``(batch, n_classes)``, the mean of the valid chunks'
+            logits, or the clip embedding.
+        """
+        embeddings, valid = features
         counts = valid.sum(dim=1, keepdim=True).to(embeddings.dtype)
-        if output == "embedding":
-            return place(embeddings, valid).sum(dim=1) / counts
-        chunk_logits = place(self.head(embeddings), valid)
-        if output == "chunk_logits":
-            return chunk_logits, valid
-        return chunk_logits.sum(dim=1) / counts
+        if pre_logits:
+            return embeddings.sum(dim=1) / counts
+        return self._chunk_head(embeddings, valid).sum(dim=1) / counts
+
+    def chunk_logits(self, wavs, lens=None):
+        """The logits of every chunk of a batch.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``(batch, samples)``.
+        lens : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        logits : torch.Tensor
+            ``(batch, n_chunks, n_classes)``, zero for chunks of pure padding.
+        valid : torch.Tensor
+            Boolean ``(batch, n_chunks)``: which chunks hold real audio.
+        """
+        embeddings, valid = self.forward_features(wavs, lens)
+        return self._chunk_head(embeddings, valid), valid
+
+    def _chunk_head(self, embeddings, valid):
+        """The head on each valid chunk of ``(batch, n_chunks, D)``, zero elsewhere."""
+        if self.training:  # every chunk (no boolean selection: no host sync)
+            return _as_chunk_grid(self.head(embeddings), valid)
+        return _scatter_chunks(self.head(embeddings[valid]), valid)
 
     def time_embeddings(self, wavs, lens=None):
         """Embeddings along time: one per chunk, at the chunk's centre.

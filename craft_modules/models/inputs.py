@@ -6,10 +6,13 @@ relative lengths in [0, 1] (SpeechBrain's convention). The check below turns
 malformed input into a ``ValueError`` that names the problem, instead of a
 shape error deep inside a convolution or a silent NaN loss.
 
-A model checks its input once, in its public ``forward``; its submodules
-(fbank, MSAE, feature streams, augmentations) trust their caller. Shape and
-dtype checks are free; the value checks (lengths, NaN) read tensor values,
-so on an accelerator they are asserted on the device without a host sync.
+A model checks its input once per call of a public entry point
+(``forward``, ``forward_features``, ``time_embeddings``...; ``forward`` goes
+through ``forward_features`` and does not check again); its submodules
+(fbank, MSAE, CLAR's front end, feature streams, augmentations) trust their
+caller. Shape and dtype checks are free; the value checks (lengths, NaN)
+read tensor values, so on an accelerator they are asserted on the device
+without a host sync.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
