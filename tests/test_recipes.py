@@ -18,14 +18,10 @@ AUDIOSET = ROOT / "recipes" / "AudioSet" / "train.py"
 ESC50 = ROOT / "recipes" / "ESC50" / "train.py"
 FSD50K = ROOT / "recipes" / "FSD50K" / "train.py"
 # A small diverse-embedding model (4 streams of 16-d, one block each).
-TINY_DIVERSE = ["--embed_dim=16", "--num_heads=2"]
-TINY = [
-    "--model_size=tiny",
-    "--depth=1",
-    "--num_workers=0",
-    "--device=cpu",
-    "--clip_duration=1.0",
-]
+TINY_DIVERSE = ["--embed_dim=16", "--num_heads=2", "--depth=1"]
+# Run options of every test run; TINY adds the tiny one-block transformer.
+QUICK = ["--num_workers=0", "--device=cpu", "--clip_duration=1.0"]
+TINY = ["--model_size=tiny", "--depth=1", *QUICK]
 
 
 def run(script, *args, cwd=ROOT, check=True):
@@ -444,7 +440,7 @@ def test_fsd50k_diverse_joint_training(fsd50k_folder, tmp_path):
         "--number_of_epochs=1",
         "--prepare_workers=1",
         *TINY_DIVERSE,
-        *TINY,
+        *QUICK,
     )
     results = read(tmp_path / "results.json")
     assert {"mAP", "mAUC", "d_prime"} <= set(results)
@@ -461,7 +457,7 @@ def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):
         "--batch_size=4",
         "--number_of_epochs=1",
         *TINY_DIVERSE,
-        *TINY,
+        *QUICK,
     ]
     run(
         FSD50K,
@@ -505,7 +501,7 @@ def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_
         "--batch_size=4",
         "--streams=[timbre,waveform]",
         *TINY_DIVERSE,
-        *TINY,
+        *QUICK,
     )
     esc = read(tmp_path / "esc" / "results.json")
     assert "1" in esc["per_fold"] and esc["model"]["streams"] == ["timbre", "waveform"]
@@ -521,7 +517,7 @@ def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_
         "--batch_size=4",
         "--weight_averaging_start=1",
         *TINY_DIVERSE,
-        *TINY,
+        *QUICK,
     )
     results = read(tmp_path / "as" / "results.json")
     assert 0.0 <= results["mAP"] <= 1.0 and len(results["model"]["streams"]) == 4
@@ -561,7 +557,7 @@ def test_esc50_clar_yamls(yaml, esc50_folder, tmp_path):
         "--batch_size=4",
         "--label_fraction=0.5",
         *TINY_CLAR,
-        *TINY,
+        *QUICK,
     )
     results = read(tmp_path / "results.json")
     assert 0.0 <= results["per_fold"]["1"] <= 1.0
@@ -597,7 +593,7 @@ def test_clar_supervised_under_ddp_with_two_processes(esc50_folder, tmp_path):
             "--batch_size=4",
             "--label_fraction=0.5",
             *TINY_CLAR,
-            *TINY,
+            *QUICK,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -625,7 +621,7 @@ def test_audioset_clar_yaml(audioset_folder, tmp_path):
         "--number_of_epochs=1",
         "--batch_size=4",
         *TINY_CLAR,
-        *TINY,
+        *QUICK,
     )
     results = read(tmp_path / "results.json")
     assert 0.0 <= results["mAP"] <= 1.0 and results["model"]["class"] == "ClarModel"
