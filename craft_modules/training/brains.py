@@ -607,17 +607,16 @@ class ClassifierBrain(CraftBrain):
         self.history = self._saved_history()
 
     def history_path(self):
-        """Where per-epoch validation metrics are written."""
-        folder = (
-            getattr(self.hparams, "experiment_folder", None)
-            or self.hparams.output_folder
+        """Where per-epoch validation metrics are written (None without a folder)."""
+        folder = getattr(self.hparams, "experiment_folder", None) or getattr(
+            self.hparams, "output_folder", None
         )
-        return os.path.join(folder, "epoch_metrics.json")
+        return os.path.join(folder, "epoch_metrics.json") if folder else None
 
     def _saved_history(self):
         """The per-epoch metrics of ``epoch_metrics.json`` (empty if none)."""
         path = self.history_path()
-        if os.path.isfile(path):
+        if path and os.path.isfile(path):
             with open(path, encoding="utf-8") as fin:
                 return json.load(fin)
         return []
@@ -631,5 +630,6 @@ class ClassifierBrain(CraftBrain):
             entry["targets"] = dict(zip(ids, targets.argmax(dim=-1).tolist()))
         history = [h for h in self.history if h["epoch"] != epoch] + [entry]
         self.history = sorted(history, key=lambda h: h["epoch"])
-        if if_main_process():
-            write_json_atomic(self.history, self.history_path())
+        path = self.history_path()
+        if path and if_main_process():
+            write_json_atomic(self.history, path)
