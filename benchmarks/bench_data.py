@@ -22,9 +22,9 @@ import time
 import torch
 
 from craft_modules.data.batching import SkipBadCollate
+from craft_modules.data.datasets import audio_dataset
 from craft_modules.models.craft import CraftClassifier
 from craft_modules.testing.synth import make_esc50
-from craft_modules.training.experiment import audio_dataset
 
 
 def pipeline_rate(manifest, workers, batch_size):

@@ -53,10 +53,11 @@ from speechbrain.utils.data_pipeline import provides, takes
 
 from craft_modules.data.audio import AudioProbe, AudioReader
 from craft_modules.data.batching import SkipBadCollate
+from craft_modules.data.datasets import audio_dataset
 from craft_modules.data.labels import MultiHot
 from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
 from craft_modules.testing.synth import YTID_ALPHABET, synth_clip
-from craft_modules.training.experiment import audio_dataset, loader_worker_options
+from craft_modules.training.loaders import loader_worker_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_CLASSES = 527

@@ -5,10 +5,11 @@ a reorganisation of the package:
 
 1. **The path of one training batch** through the ESC-50 recipe. The script
    generates a tiny ESC-50 dataset (3 classes, 4 clips each, 1 s at 16 kHz),
-   runs ``recipes/ESC50/train.py hparams/ast.yaml`` in this process with tiny
-   overrides (one fold, one epoch, batch 4, ``num_workers=0`` so the data
-   pipeline runs in-process, on the CPU), and with :func:`sys.setprofile`
-   records, for the FIRST training batch:
+   runs ``recipes/ESC50/train.py hparams/ast.yaml`` (or the YAML given with
+   ``--hparams``) in this process with tiny overrides (one fold, one epoch,
+   batch 4, ``num_workers=0`` so the data pipeline runs in-process, on the
+   CPU), and with :func:`sys.setprofile` records, for the FIRST training
+   batch:
 
    * ``route``: the project frames on the call stack when the Brain's
      ``fit_batch`` is entered, from ``train.py``'s module code down to
@@ -45,6 +46,7 @@ in a short table on stdout (on stderr when the JSON goes to stdout).
 
 Usage:
     python benchmarks/house_metrics.py --output /tmp/house_before.json
+    python benchmarks/house_metrics.py --hparams hparams/craft.yaml --output /tmp/craft.json
     python benchmarks/house_metrics.py --no-trace   # module sizes only
 
 Authors
@@ -60,6 +62,7 @@ import io
 import json
 import os
 import platform
+import re
 import runpy
 import subprocess
 import sys
@@ -84,6 +87,8 @@ TINY_OVERRIDES = [
     "--batch_size=4",
     "--n_classes=3",
 ]
+# Added when the YAML has the key (CRAFT's SWaB fusion needs a layer <= depth).
+TINY_IF_PRESENT = {"fusion_layer": "--fusion_layer=0"}
 # Token types that are not code: comments and layout.
 NON_CODE_TOKENS = {
     tokenize.COMMENT,
@@ -354,6 +359,28 @@ def short_path(filename):
     return filename
 
 
+def tiny_overrides(yaml_path):
+    """:data:`TINY_OVERRIDES`, plus those of :data:`TINY_IF_PRESENT` the YAML has a key for.
+
+    Arguments
+    ---------
+    yaml_path : str or Path
+        The recipe's YAML.
+
+    Returns
+    -------
+    list of str
+        Command-line overrides.
+    """
+    text = Path(yaml_path).read_text(encoding="utf-8")
+    extra = [
+        override
+        for key, override in TINY_IF_PRESENT.items()
+        if re.search(rf"^{key}:", text, re.MULTILINE)
+    ]
+    return [*TINY_OVERRIDES, *extra]
+
+
 def find_generator():
     """``make_esc50`` from the first of :data:`SYNTH_MODULES` that imports."""
     errors = []
@@ -377,7 +404,7 @@ def summarise(functions):
     }
 
 
-def trace_first_batch(root=ROOT, workdir=None):
+def trace_first_batch(root=ROOT, workdir=None, hparams=HPARAMS):
     """Runs the ESC-50 recipe on tiny data and traces its first training batch.
 
     Arguments
@@ -386,6 +413,8 @@ def trace_first_batch(root=ROOT, workdir=None):
         Repository root.
     workdir : str, optional
         Folder for the data and the run (default: a temporary folder).
+    hparams : str
+        The recipe's YAML, relative to ``recipes/ESC50/``.
 
     Returns
     -------
@@ -398,7 +427,7 @@ def trace_first_batch(root=ROOT, workdir=None):
 
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="house_metrics_") as tmp:
-            return trace_first_batch(root, tmp)
+            return trace_first_batch(root, tmp, hparams)
 
     spec = importlib.util.find_spec("craft_modules")
     if spec is None or not str(Path(spec.origin).resolve()).startswith(str(root)):
@@ -413,10 +442,10 @@ def trace_first_batch(root=ROOT, workdir=None):
     recipe = Path(root, "recipes", "ESC50", "train.py")
     argv = [
         str(recipe),
-        HPARAMS,
+        hparams,
         f"--data_folder={data}",
         f"--output_folder={os.path.join(workdir, 'run')}",
-        *TINY_OVERRIDES,
+        *tiny_overrides(recipe.parent / hparams),
     ]
     loader_codes = {dl.DataLoader.__iter__.__code__: "iter"}
     base_iter = getattr(dl, "_BaseDataLoaderIter", None)
@@ -455,6 +484,7 @@ def trace_first_batch(root=ROOT, workdir=None):
     return {
         "command": ["python", "train.py", *argv[1:]],
         "cwd": recipe.parent.relative_to(root).as_posix(),
+        "hparams": hparams,
         "generator": generator,
         "trace_seconds": round(elapsed, 2),
         "route": summarise(tracer.route),
@@ -487,7 +517,8 @@ def print_table(report, out):
     """A short human summary of ``report``."""
     trace = report.get("batch_path")
     if trace:
-        print("Path of one training batch (ESC-50, hparams/ast.yaml)", file=out)
+        hparams = trace.get("hparams", HPARAMS)
+        print(f"Path of one training batch (ESC-50, {hparams})", file=out)
         print(f"  {'part':<36}{'files':>6}{'functions':>11}", file=out)
         for key, label in [
             ("route", "(a) route train.py -> fit_batch"),
@@ -520,6 +551,11 @@ def main(argv=None):
     parser.add_argument(
         "--no-trace", action="store_true", help="skip the ESC-50 batch trace"
     )
+    parser.add_argument(
+        "--hparams",
+        default=HPARAMS,
+        help=f"ESC-50 YAML traced, relative to recipes/ESC50/ (default {HPARAMS})",
+    )
     parser.add_argument("--top", type=int, default=10, help="largest modules listed")
     args = parser.parse_args(argv)
 
@@ -529,7 +565,7 @@ def main(argv=None):
         "python": platform.python_version(),
     }
     if not args.no_trace:
-        report["batch_path"] = trace_first_batch(ROOT)
+        report["batch_path"] = trace_first_batch(ROOT, hparams=args.hparams)
     report["module_sizes"] = module_sizes(ROOT, args.top)
     report["seconds"] = round(time.perf_counter() - start, 2)
 

@@ -288,7 +288,7 @@ def test_preparation_summary_saves_counts(tmp_path):
 
 def test_crop_only_datasets_keep_true_lengths_in_the_batch(tmp_path):
     """pad=False: the batch's relative lengths say how long each clip really is."""
-    from craft_modules.training.experiment import audio_dataset
+    from craft_modules.data.datasets import audio_dataset
 
     manifest = {}
     for name, seconds in [("long", 3.0), ("short", 0.5), ("full", 1.0)]:

@@ -15,6 +15,8 @@ import pytest
 import soundfile as sf
 
 from craft_modules.data.audio import load_audio
+from craft_modules.data.datasets import labelled_datasets
+from craft_modules.data.labels import one_hot_pipeline
 from craft_modules.testing.synth import class_names, make_esc50
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,7 +146,8 @@ def test_a_data_folder_with_braces_trains(tmp_path, monkeypatch):
     prep.prepare_esc50(str(root), str(tmp_path / "prepared"))
     monkeypatch.syspath_prepend(str(REPO / "recipes" / "ESC50"))
     recipe = _load_recipe_module("recipes/ESC50/train.py", "esc50_train")
-    hparams = {"sample_rate": 16000, "clip_duration": 0.5, "n_classes": 3}
-    train, test = recipe.fold_datasets(hparams, tmp_path / "prepared" / "esc50.json", 1)
+    manifests = recipe.fold_manifests(tmp_path / "prepared" / "esc50.json", 1)
+    datasets = labelled_datasets(manifests, one_hot_pipeline(3), 16000, 0.5)
+    train, test = datasets["train"], datasets["test"]
     assert len(train) == 12 and len(test) == 3
     assert train[0]["sig"] is not None and train[0]["sig"].shape[0] == 8000

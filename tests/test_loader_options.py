@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 
-from craft_modules.training import experiment as recipe
-from craft_modules.training.experiment import (
+from craft_modules.training import loaders
+from craft_modules.training.loaders import (
     default_num_workers,
     loader_worker_options,
     resolve_num_workers,
@@ -74,10 +74,10 @@ def test_options_with_and_without_workers():
         "num_workers": 3,
         "pin_memory": True,
         "persistent_workers": True,
-        "prefetch_factor": recipe.PREFETCH_FACTOR,
-        "worker_init_fn": recipe.freeze_inherited_objects,
+        "prefetch_factor": loaders.PREFETCH_FACTOR,
+        "worker_init_fn": loaders.freeze_inherited_objects,
     }
-    assert 2 <= recipe.PREFETCH_FACTOR <= 4
+    assert 2 <= loaders.PREFETCH_FACTOR <= 4
     assert loader_worker_options(0, "cuda") == {"num_workers": 0, "pin_memory": True}
     assert loader_worker_options(2, "cpu")["pin_memory"] is False
     assert loader_worker_options(2, None)["pin_memory"] is False
@@ -114,7 +114,7 @@ def test_the_brain_builds_training_loaders_with_shares_and_worker_options():
     brain = CraftBrain(
         modules={"model": torch.nn.Linear(1, 1)}, run_opts={"device": "cpu"}
     )
-    options = recipe.train_loader_options({"batch_size": 4, "num_workers": 1})
+    options = loaders.train_loader_options(4, num_workers=1)
     loader = brain.make_dataloader(dataset, sb.Stage.TRAIN, **options)
     assert isinstance(loader.batch_sampler, ShareBatchSampler)
     assert (
@@ -122,7 +122,30 @@ def test_the_brain_builds_training_loaders_with_shares_and_worker_options():
         and brain.train_sampler is loader.batch_sampler
     )
     assert loader.num_workers == 1 and loader.persistent_workers
-    assert loader.prefetch_factor == recipe.PREFETCH_FACTOR and not loader.pin_memory
+    assert loader.prefetch_factor == loaders.PREFETCH_FACTOR and not loader.pin_memory
     batches = [batch.id for batch in loader]
     assert [len(b) for b in batches] == [4, 4, 4]  # the last batch completed to 4
     assert sorted({i for b in batches for i in b}) == sorted(data)
+
+
+def test_training_options_shuffle_unless_given_a_sampler():
+    options = loaders.train_loader_options(48, num_workers="auto", drop_last=1)
+    assert options["batch_size"] == 48 and options["shuffle"] is True
+    assert options["drop_last"] is True and options["num_workers"] == "auto"
+    assert "sampler" not in options
+    sampler = range(10)
+    options = loaders.train_loader_options(4, sampler=sampler)
+    assert options["sampler"] is sampler and "shuffle" not in options
+    assert options["drop_last"] is False and options["num_workers"] == 0
+
+
+def test_evaluation_options_give_each_process_its_share_of_the_batch(monkeypatch):
+    from craft_modules import distributed
+    from craft_modules.metrics import EvalShardSampler
+
+    dataset = list(range(9))
+    options = loaders.eval_loader_options(dataset, 96, num_workers=2)
+    assert options["batch_size"] == 96 and options["num_workers"] == 2
+    assert isinstance(options["sampler"], EvalShardSampler)
+    monkeypatch.setattr(distributed, "world_size", lambda: 5)
+    assert loaders.eval_loader_options(dataset, 96)["batch_size"] == 20  # ceil(96 / 5)

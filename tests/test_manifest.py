@@ -16,7 +16,8 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from craft_modules.data.audio import audio_pipeline
-from craft_modules.data.labels import multi_hot_pipeline
+from craft_modules.data.datasets import audio_dataset
+from craft_modules.data.labels import multi_hot_pipeline, one_hot_pipeline
 from craft_modules.data.manifest import (
     CompactDynamicItemDataset,
     CompactManifest,
@@ -27,7 +28,6 @@ from craft_modules.data.manifest import (
 )
 from craft_modules.data.preparation import manifest_audio_path, write_json_atomic
 from craft_modules.data.samplers import balanced_sampler, label_balancing_weights
-from craft_modules.training.experiment import audio_dataset, one_hot_pipeline
 
 MIDS = [f"/m/{i:03d}" for i in range(7)]
 

@@ -1,1 +1,1 @@
-"""Audio loading, manifests, labels, samplers and preparation helpers."""
+"""Audio loading, manifests, datasets, labels, samplers and preparation helpers."""

@@ -1,7 +1,8 @@
 """Labels: the label list of a preparation, multi-hot and one-hot targets, labelled subsets.
 
 The preparation scripts write ``labels.json`` (the label names in output
-order); :func:`load_label_list` reads it, :func:`multi_hot_pipeline` and
+order); :func:`load_label_list` reads it (:func:`checked_labels` also checks
+it against the YAML's number of classes), :func:`multi_hot_pipeline` and
 :func:`one_hot_pipeline` turn a manifest's labels into targets, and
 :func:`label_fraction_mask` draws the labelled subset of CLAR's
 label-fraction experiments.
@@ -41,6 +42,42 @@ def load_label_list(path):
     """
     with open(path, encoding="utf-8") as fin:
         return json.load(fin)
+
+
+def checked_labels(label_file, n_classes):
+    """Reads labels.json and checks it against the YAML's ``n_classes``.
+
+    Arguments
+    ---------
+    label_file : str
+        The labels.json of the preparation.
+    n_classes : int
+        The number of classes the model is built with.
+
+    Returns
+    -------
+    list
+        The labels.
+
+    Example
+    -------
+    >>> from craft_modules.data.preparation import write_json_atomic
+    >>> path = str(getfixture("tmp_path") / "labels.json")
+    >>> write_json_atomic(["dog", "rain"], path)
+    >>> checked_labels(path, 2)
+    ['dog', 'rain']
+    >>> checked_labels(path, 50)
+    Traceback (most recent call last):
+        ...
+    ValueError: n_classes=50 but ... lists 2 classes (set --n_classes=2)
+    """
+    labels = load_label_list(label_file)
+    if len(labels) != n_classes:
+        raise ValueError(
+            f"n_classes={n_classes} but {label_file} lists "
+            f"{len(labels)} classes (set --n_classes={len(labels)})"
+        )
+    return labels
 
 
 class MultiHot:
@@ -113,6 +150,42 @@ def multi_hot_pipeline(label_file, input_key="labels", output_key="targets"):
     """
     encoder = MultiHot(load_label_list(label_file))
     return takes(input_key)(provides(output_key)(encoder))
+
+
+def one_hot_pipeline(n_classes, input_key="target", output_key="targets"):
+    """Dynamic item turning a class index into a float one-hot vector.
+
+    Arguments
+    ---------
+    n_classes : int
+        Number of classes.
+    input_key : str
+        Manifest key holding the index.
+    output_key : str
+        Provided key.
+
+    Returns
+    -------
+    DynamicItem
+        The pipeline item.
+
+    Example
+    -------
+    >>> one_hot_pipeline(3)(2).tolist()
+    [0.0, 0.0, 1.0]
+    """
+
+    @takes(input_key)
+    @provides(output_key)
+    def encode(target):
+        target = int(target)
+        if not 0 <= target < n_classes:
+            raise ValueError(f"class index {target} outside [0, {n_classes})")
+        vector = torch.zeros(n_classes)
+        vector[target] = 1.0
+        return vector
+
+    return encode
 
 
 def label_fraction_mask(ids, fraction, seed=0):

@@ -1,1 +1,1 @@
-"""Brains, schedulers, weight averaging, the checkpointer and the experiment steps every recipe shares."""
+"""Brains, schedulers, weight averaging, the checkpointer, and a recipe's start (experiment), loaders and results."""

@@ -12,8 +12,10 @@ project; the method is chosen in YAML.
   the argmax target (ESC-50, as SSAST does), with optional waveform mixup;
   evaluation collects sigmoid scores over the whole evaluation set exactly
   once across DDP ranks (each rank evaluates a disjoint shard) and computes
-  mAP / mAUC / d-prime / accuracy; per-epoch metrics go to
-  ``epoch_metrics.json``; the weights of the last epochs can be averaged.
+  mAP / mAUC / d-prime / accuracy; the per-epoch metrics are kept in
+  ``history`` (and in ``epoch_metrics.json``, so that a resumed run keeps
+  them), those of ``evaluate`` in ``test_metrics``; the weights of the last
+  epochs can be averaged.
 
 A batch in which every clip failed to load (``None`` from
 :class:`craft_modules.data.batching.SkipBadCollate`) is skipped with a warning; under
@@ -42,7 +44,7 @@ from craft_modules.data.samplers import ShareBatchSampler
 from craft_modules.losses import float32_losses
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
 from craft_modules.training.compile import compile_in_place
-from craft_modules.training.experiment import loader_worker_options
+from craft_modules.training.loaders import loader_worker_options
 from craft_modules.training.precision import resolve_precision
 
 logger = get_logger(__name__)
@@ -199,7 +201,7 @@ class CraftBrain(sb.Brain):
 
         ``num_workers`` (``auto``: the CPUs of this process's share of the
         node) becomes persistent workers with prefetching, and batches are
-        pinned when training on CUDA (:func:`craft_modules.training.experiment.loader_worker_options`).
+        pinned when training on CUDA (:func:`craft_modules.training.loaders.loader_worker_options`).
         """
         if "num_workers" in loader_kwargs:
             loader_kwargs.update(
@@ -479,7 +481,23 @@ class ClassifierBrain(CraftBrain):
     :class:`craft_modules.training.averaging.WeightAverager`, also in the
     checkpointer) and ``keep_checkpoints``. Batches carry ``sig`` and
     ``targets`` (float multi-hot or one-hot vectors).
+
+    What a recipe reads back after ``fit`` and ``evaluate``:
+
+    * ``history``: one dict of validation metrics per epoch (with ``epoch``;
+      for ``loss: ce`` also each clip's ``predictions`` and ``targets``).
+      It is also written to ``epoch_metrics.json`` in the experiment folder
+      and read back when fitting starts, so a resumed run keeps the epochs
+      trained before it was stopped.
+    * ``test_metrics`` (and ``test_predictions``): the last ``evaluate``.
+    * ``weight_averaged``: whether ``evaluate`` used the averaged weights.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.history = []
+        self.test_metrics = None
+        self.weight_averaged = False
 
     def compute_forward(self, batch, stage):
         """Returns ``(logits, targets)``; mixes the batch up when training."""
@@ -564,6 +582,7 @@ class ClassifierBrain(CraftBrain):
         may be older and hold an average of fewer epochs), so averaging
         recovers that one; without an average the best checkpoint is used.
         """
+        self.weight_averaged = False
         averager = getattr(self.hparams, "weight_averager", None)
         if (
             getattr(self.hparams, "use_weight_averaging", False)
@@ -574,35 +593,43 @@ class ClassifierBrain(CraftBrain):
                 logger.info(
                     "Evaluating the average of %d epochs' weights", averager.count
                 )
+                self.weight_averaged = True
                 return
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
-    def history_path(self):
-        """Where per-epoch validation metrics are written."""
-        folder = (
-            getattr(self.hparams, "experiment_folder", None)
-            or self.hparams.output_folder
-        )
-        return os.path.join(folder, "epoch_metrics.json")
+    def on_fit_start(self):
+        """SpeechBrain's start of fitting, then the history of the epochs already trained.
 
-    def load_history(self):
-        """Per-epoch metrics written so far (survives a resume)."""
+        A resumed run recovers its checkpoint here, and its ``history`` from
+        ``epoch_metrics.json``; an epoch trained again replaces its entry.
+        """
+        super().on_fit_start()
+        self.history = self._saved_history()
+
+    def history_path(self):
+        """Where per-epoch validation metrics are written (None without a folder)."""
+        folder = getattr(self.hparams, "experiment_folder", None) or getattr(
+            self.hparams, "output_folder", None
+        )
+        return os.path.join(folder, "epoch_metrics.json") if folder else None
+
+    def _saved_history(self):
+        """The per-epoch metrics of ``epoch_metrics.json`` (empty if none)."""
         path = self.history_path()
-        if os.path.isfile(path):
+        if path and os.path.isfile(path):
             with open(path, encoding="utf-8") as fin:
                 return json.load(fin)
         return []
 
     def _record_epoch(self, epoch, metrics, predictions):
-        if not if_main_process():
-            return
-        history = [h for h in self.load_history() if h["epoch"] != epoch]
+        """Adds ``epoch``'s metrics to ``history``; the main process saves it."""
         entry = {"epoch": epoch, **metrics}
         if self.hparams.loss == "ce":
             ids, scores, targets = predictions
             entry["predictions"] = dict(zip(ids, scores.argmax(dim=-1).tolist()))
             entry["targets"] = dict(zip(ids, targets.argmax(dim=-1).tolist()))
-        history.append(entry)
-        write_json_atomic(
-            sorted(history, key=lambda h: h["epoch"]), self.history_path()
-        )
+        history = [h for h in self.history if h["epoch"] != epoch] + [entry]
+        self.history = sorted(history, key=lambda h: h["epoch"])
+        path = self.history_path()
+        if path and if_main_process():
+            write_json_atomic(self.history, path)

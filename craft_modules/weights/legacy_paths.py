@@ -38,7 +38,9 @@ MODULES = {
     "precision": "training.precision",
     "compile": "training.compile",
     "recipe": "training.experiment",
-    "training": "training.steps",
+    # The flat ``training`` module is not mapped: its functions took the
+    # recipe's hparams, so no YAML named them, and mapping it would rewrite
+    # current paths such as ``craft_modules.training.loaders``.
     "checkpoint": "weights.transfer",
     "official": "weights.official",
     "inference": "inference.tagger",

@@ -759,36 +759,30 @@ def prepare_unlabeled_folder(
     return manifest_path
 
 
-def prepare_for_recipe(hparams):
-    """Runs :func:`prepare_audioset` on the main process with a recipe's hparams.
+def training_manifest(outputs, train_splits):
+    """The training manifest of a preparation of ``train_splits``.
 
-    Prepares ``train_splits`` plus ``eval`` from ``data_folder`` into
-    ``prepare_folder`` and picks the training manifest: ``full_train`` when
-    balanced and unbalanced are both asked for, else the one training split.
+    ``full_train`` when balanced and unbalanced were both prepared, else the
+    one training split.
 
     Arguments
     ---------
-    hparams : dict
-        Needs ``data_folder``, ``prepare_folder``, ``audio_folder``, ``train_splits``.
+    outputs : dict
+        What :func:`prepare_audioset` returned (manifest name -> path).
+    train_splits : list of str
+        The training splits asked for (for the error message).
 
     Returns
     -------
-    dict
-        ``prepare_audioset``'s outputs plus ``"train_manifest"``, the path of
-        the training manifest.
-    """
-    from speechbrain.utils.distributed import run_on_main
+    str
+        The path of the training manifest.
 
-    outputs = run_on_main(
-        prepare_audioset,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
-            "audio_folder": hparams["audio_folder"],
-            "splits": list(hparams["train_splits"]) + ["eval"],
-        },
-    )
+    Example
+    -------
+    >>> training_manifest({"train": "t.json", "eval": "e.json"}, ["balanced_train"])
+    't.json'
+    """
     for name in ("full_train", "train", "unbalanced_train"):
         if name in outputs:
-            return {**outputs, "train_manifest": outputs[name]}
-    raise ValueError(f"train_splits={hparams['train_splits']} names no training split")
+            return outputs[name]
+    raise ValueError(f"train_splits={list(train_splits)} names no training split")

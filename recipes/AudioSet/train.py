@@ -21,25 +21,23 @@ import os
 import sys
 
 import speechbrain as sb
-from audioset_prepare import prepare_for_recipe
+from audioset_prepare import prepare_audioset, training_manifest
+from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.data.datasets import multilabel_datasets
+from craft_modules.data.labels import checked_labels
 from craft_modules.data.manifest import CompactManifest
 from craft_modules.data.samplers import balanced_sampler
+from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     finish,
     parse_recipe_arguments,
     start_experiment,
-    train_loader_options,
-    write_results,
 )
-from craft_modules.training.steps import (
-    checked_labels,
-    evaluate_classifier,
-    fit_classifier,
-    multilabel_datasets,
-    multilabel_results,
-)
+from craft_modules.training.loaders import eval_loader_options, train_loader_options
+from craft_modules.training.results import multilabel_results, write_results
+from craft_modules.weights.official import initialise_model
 
 logger = get_logger(__name__)
 
@@ -48,24 +46,79 @@ def main():
     """Prepares AudioSet, fine-tunes, evaluates and writes results.json."""
     hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
     hparams = start_experiment(hparams_file, overrides)
-    outputs = prepare_for_recipe(hparams)
-    checked_labels(hparams, outputs["labels"])
-    # Held as arrays: shared by the loader workers, and weighed by the sampler.
-    train_manifest = CompactManifest.from_json(outputs["train_manifest"])
+
+    # Manifests of train_splits and eval, written once by the main process.
+    prepared = run_on_main(
+        prepare_audioset,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+            "audio_folder": hparams["audio_folder"],
+            "splits": [*hparams["train_splits"], "eval"],
+        },
+    )
+    checked_labels(prepared["labels"], hparams["n_classes"])
+
+    # Datasets. The training manifest is held as arrays: shared by the
+    # loader workers, and weighed by the balanced sampler.
+    train_manifest = CompactManifest.from_json(
+        training_manifest(prepared, hparams["train_splits"])
+    )
     datasets = multilabel_datasets(
-        hparams, outputs["labels"], {"train": train_manifest, "eval": outputs["eval"]}
+        {"train": train_manifest, "eval": prepared["eval"]},
+        prepared["labels"],
+        sample_rate=hparams["sample_rate"],
+        clip_duration=hparams["clip_duration"],
+        eval_clip_duration=hparams.get("eval_clip_duration"),
+        pad=bool(hparams.get("pad_clips", True)),
     )
-    train_options = train_loader_options(hparams)
+    sampler = None
     if hparams["balanced_sampling"]:
-        train_options.pop("shuffle")
-        train_options["sampler"] = balanced_sampler(train_manifest, hparams["seed"])
+        sampler = balanced_sampler(train_manifest, hparams["seed"])
         logger.info("Balanced sampling: AST label-frequency weights, with replacement")
-    # SSAST validates on the eval set after every epoch (AudioSet has no dev split).
-    brain = fit_classifier(
-        hparams, run_opts, datasets["train"], datasets["eval"], train_options
+    num_workers = hparams.get("num_workers", 0)
+
+    # The starting point (a pretraining run, an official checkpoint or
+    # scratch) and the Brain.
+    initialise_model(
+        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
     )
-    metrics = evaluate_classifier(brain, hparams, datasets["eval"])
-    results = multilabel_results(brain, hparams, metrics)
+    brain_class = hparams.get("brain_class") or ClassifierBrain
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+
+    # SSAST validates on the eval set after every epoch (AudioSet has no dev split).
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["eval"],
+        train_loader_kwargs=train_loader_options(
+            hparams["batch_size"],
+            num_workers=num_workers,
+            drop_last=hparams.get("drop_last", False),
+            sampler=sampler,
+        ),
+        valid_loader_kwargs=eval_loader_options(
+            datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
+        ),
+    )
+
+    # The best checkpoint, or the weight average, on the eval set.
+    brain.evaluate(
+        datasets["eval"],
+        max_key=hparams["metric"],
+        test_loader_kwargs=eval_loader_options(
+            datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
+        ),
+    )
+    results = multilabel_results(
+        brain.test_metrics, brain.history, hparams["model"], brain.weight_averaged
+    )
     write_results(os.path.join(hparams["output_folder"], "results.json"), results)
     if sb.utils.distributed.if_main_process():
         print(

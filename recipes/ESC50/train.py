@@ -26,26 +26,24 @@ from esc50_prepare import prepare_esc50
 from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.distributed import run_on_main
 
+from craft_modules.data.datasets import labelled_datasets
+from craft_modules.data.labels import checked_labels, one_hot_pipeline
 from craft_modules.metrics import save_confusion_matrix
+from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     finish,
-    load_hparams,
     merge_overrides,
-    one_hot_pipeline,
     parse_recipe_arguments,
+    read_plain_hparams,
     start_experiment,
-    write_results,
 )
-from craft_modules.training.steps import (
-    checked_labels,
-    describe_model,
-    fit_classifier,
-    labelled_datasets,
-)
+from craft_modules.training.loaders import eval_loader_options, train_loader_options
+from craft_modules.training.results import describe_model, write_results
+from craft_modules.weights.official import initialise_model
 
 
-def fold_datasets(hparams, manifest_path, fold):
-    """Training set (the other folds) and evaluation set (``fold``)."""
+def fold_manifests(manifest_path, fold):
+    """Training manifest (the other folds) and evaluation manifest (``fold``)."""
     manifest = load_data_json(manifest_path)  # undoubles braces in file names
     train = {k: v for k, v in manifest.items() if int(v["fold"]) != fold}
     test = {k: v for k, v in manifest.items() if int(v["fold"]) == fold}
@@ -53,19 +51,60 @@ def fold_datasets(hparams, manifest_path, fold):
         raise ValueError(
             f"fold {fold} leaves an empty training or evaluation set in {manifest_path}"
         )
-    datasets = labelled_datasets(
-        hparams, {"train": train, "test": test}, one_hot_pipeline(hparams["n_classes"])
-    )
-    return datasets["train"], datasets["test"]
+    return {"train": train, "test": test}
 
 
-def run_fold(hparams_file, run_opts, overrides, fold, prepared):
-    """Fine-tunes on every fold but ``fold`` and evaluates on ``fold`` each epoch."""
+def run_fold(hparams_file, run_opts, overrides, fold, manifest_path):
+    """Fine-tunes on every fold but ``fold``, evaluating on ``fold`` after every epoch.
+
+    Returns the Brain's epoch history and the description of the model.
+    """
+    # Hyperparameters of this fold (the model is built here, once per fold)
+    # and its experiment folder, <output_folder>/fold_<fold>.
     overrides = merge_overrides(overrides, {"fold": fold})  # saved with the run
     hparams = start_experiment(hparams_file, overrides, "experiment_folder")
-    train_set, test_set = fold_datasets(hparams, prepared["manifest"], fold)
-    brain = fit_classifier(hparams, run_opts, train_set, test_set)
-    return brain.load_history(), describe_model(hparams["model"])
+
+    # Datasets: clips cut to clip_duration, one-hot targets.
+    datasets = labelled_datasets(
+        fold_manifests(manifest_path, fold),
+        one_hot_pipeline(hparams["n_classes"]),
+        sample_rate=hparams["sample_rate"],
+        clip_duration=hparams["clip_duration"],
+        eval_clip_duration=hparams.get("eval_clip_duration"),
+        pad=bool(hparams.get("pad_clips", True)),
+    )
+
+    # The starting point: a pretraining run, an official checkpoint or scratch.
+    initialise_model(
+        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
+    )
+    brain_class = hparams.get("brain_class") or ClassifierBrain
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+
+    # SSAST evaluates the held-out fold after every epoch; the score is read
+    # from these evaluations (no separate test pass).
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["test"],
+        train_loader_kwargs=train_loader_options(
+            hparams["batch_size"],
+            num_workers=hparams.get("num_workers", 0),
+            drop_last=hparams.get("drop_last", False),
+        ),
+        valid_loader_kwargs=eval_loader_options(
+            datasets["test"],
+            2 * hparams["batch_size"],
+            num_workers=hparams.get("num_workers", 0),
+        ),
+    )
+    return brain.history, describe_model(hparams["model"])
 
 
 def summarise(folds, histories, labels, output_folder):
@@ -102,28 +141,36 @@ def summarise(folds, histories, labels, output_folder):
 def main():
     """Prepares ESC-50, runs the folds and writes results.json."""
     hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
-    hparams = load_hparams(hparams_file, overrides, {"fold": 1})
+
+    # The settings shared by the folds, read without building any object.
+    settings = read_plain_hparams(
+        hparams_file,
+        overrides,
+        ["data_folder", "prepare_folder", "output_folder", "n_classes", "folds"],
+    )
     run_on_main(
         prepare_esc50,
         kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
+            "data_folder": settings["data_folder"],
+            "save_folder": settings["prepare_folder"],
         },
     )
-    prepared = {
-        "manifest": os.path.join(hparams["prepare_folder"], "esc50.json"),
-        "labels": os.path.join(hparams["prepare_folder"], "labels.json"),
-    }
-    labels = checked_labels(hparams, prepared["labels"])
-    folds = [int(f) for f in hparams["folds"]]
-    runs = {
-        fold: run_fold(hparams_file, run_opts, overrides, fold, prepared)
-        for fold in folds
-    }
-    histories = {fold: history for fold, (history, _) in runs.items()}
-    results = summarise(folds, histories, labels, hparams["output_folder"])
-    results["model"] = runs[folds[0]][1]
-    write_results(os.path.join(hparams["output_folder"], "results.json"), results)
+    manifest_path = os.path.join(settings["prepare_folder"], "esc50.json")
+    labels = checked_labels(
+        os.path.join(settings["prepare_folder"], "labels.json"), settings["n_classes"]
+    )
+
+    # One fine-tuning per held-out fold.
+    folds = [int(f) for f in settings["folds"]]
+    histories, models = {}, {}
+    for fold in folds:
+        histories[fold], models[fold] = run_fold(
+            hparams_file, run_opts, overrides, fold, manifest_path
+        )
+
+    results = summarise(folds, histories, labels, settings["output_folder"])
+    results["model"] = models[folds[0]]
+    write_results(os.path.join(settings["output_folder"], "results.json"), results)
     if sb.utils.distributed.if_main_process():
         print(
             f"ESC-50 accuracy {100 * results['mean_accuracy']:.1f}% (best epoch {results['best_epoch']}); "

@@ -398,30 +398,3 @@ def build_manifests(rows, summary, num_workers=1):
             "label_names": [_escape(name) for name in row.names],
         }
     return manifests
-
-
-def prepare_for_recipe(hparams):
-    """Runs :func:`prepare_fsd50k` on the main process with a recipe's hparams.
-
-    Arguments
-    ---------
-    hparams : dict
-        Needs ``data_folder`` and ``prepare_folder``; ``prepare_workers``
-        (threads checking the audio) is optional.
-
-    Returns
-    -------
-    dict
-        :func:`prepare_fsd50k`'s outputs (paths of the manifests, labels.json
-        and prepare_summary.json).
-    """
-    from speechbrain.utils.distributed import run_on_main
-
-    return run_on_main(
-        prepare_fsd50k,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
-            "num_workers": hparams.get("prepare_workers", 1),
-        },
-    )

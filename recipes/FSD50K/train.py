@@ -25,37 +25,89 @@ import os
 import sys
 
 import speechbrain as sb
-from fsd50k_prepare import prepare_for_recipe
+from fsd50k_prepare import prepare_fsd50k
+from speechbrain.utils.distributed import run_on_main
 
+from craft_modules.data.datasets import multilabel_datasets
+from craft_modules.data.labels import checked_labels
+from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     finish,
     parse_recipe_arguments,
     start_experiment,
-    write_results,
 )
-from craft_modules.training.steps import (
-    checked_labels,
-    evaluate_classifier,
-    fit_classifier,
-    multilabel_datasets,
-    multilabel_results,
-)
+from craft_modules.training.loaders import eval_loader_options, train_loader_options
+from craft_modules.training.results import multilabel_results, write_results
+from craft_modules.weights.official import initialise_model
 
 
 def main():
     """Prepares FSD50K, trains, evaluates on the eval set and writes results.json."""
     hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
     hparams = start_experiment(hparams_file, overrides)
-    outputs = prepare_for_recipe(hparams)
-    checked_labels(hparams, outputs["labels"])
-    datasets = multilabel_datasets(
-        hparams,
-        outputs["labels"],
-        {name: outputs[name] for name in ("train", "valid", "eval")},
+
+    # Manifests (train / valid / eval) and labels.json, written once by the
+    # main process.
+    prepared = run_on_main(
+        prepare_fsd50k,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+            "num_workers": hparams.get("prepare_workers", 1),
+        },
     )
-    brain = fit_classifier(hparams, run_opts, datasets["train"], datasets["valid"])
-    metrics = evaluate_classifier(brain, hparams, datasets["eval"])
-    results = multilabel_results(brain, hparams, metrics)
+    checked_labels(prepared["labels"], hparams["n_classes"])
+
+    # Datasets: training clips cut to clip_duration, the others to
+    # eval_clip_duration (clip-level evaluation).
+    datasets = multilabel_datasets(
+        {name: prepared[name] for name in ("train", "valid", "eval")},
+        prepared["labels"],
+        sample_rate=hparams["sample_rate"],
+        clip_duration=hparams["clip_duration"],
+        eval_clip_duration=hparams.get("eval_clip_duration"),
+        pad=bool(hparams.get("pad_clips", True)),
+    )
+    num_workers = hparams.get("num_workers", 0)
+
+    # The starting point and the Brain.
+    initialise_model(
+        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
+    )
+    brain_class = hparams.get("brain_class") or ClassifierBrain
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+
+    # Validation on the dev set's val split after every epoch (checkpoint
+    # selection by mAP), then the best checkpoint on the eval set.
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=train_loader_options(
+            hparams["batch_size"],
+            num_workers=num_workers,
+            drop_last=hparams.get("drop_last", False),
+        ),
+        valid_loader_kwargs=eval_loader_options(
+            datasets["valid"], 2 * hparams["batch_size"], num_workers=num_workers
+        ),
+    )
+    brain.evaluate(
+        datasets["eval"],
+        max_key=hparams["metric"],
+        test_loader_kwargs=eval_loader_options(
+            datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
+        ),
+    )
+    results = multilabel_results(
+        brain.test_metrics, brain.history, hparams["model"], brain.weight_averaged
+    )
     write_results(os.path.join(hparams["output_folder"], "results.json"), results)
     if sb.utils.distributed.if_main_process():
         print(
