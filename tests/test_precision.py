@@ -73,3 +73,30 @@ def test_losses_run_in_float32_inside_bf16_autocast():
     # Inputs already in float32 give the float32 result exactly, autocast or not.
     for a, b in zip(full[1:], low[1:]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_classifier_loss_is_float32_inside_bf16_autocast(loss):
+    from types import SimpleNamespace
+
+    import speechbrain as sb
+
+    from craft_modules.training.brains import ClassifierBrain
+
+    brain = SimpleNamespace(
+        hparams=SimpleNamespace(loss=loss), _loss_weight=lambda batch, stage: 1.0
+    )
+    logits = torch.randn(4, 3, requires_grad=True)
+    targets = torch.eye(3)[[0, 2, 1, 0]]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = (logits @ torch.eye(3)).bfloat16()
+        value = ClassifierBrain.compute_objectives(
+            brain, (low, targets), None, sb.Stage.TRAIN
+        )
+    assert value.dtype == torch.float32
+    reference = (
+        torch.nn.functional.cross_entropy(low.float(), targets.argmax(-1))
+        if loss == "ce"
+        else torch.nn.functional.binary_cross_entropy_with_logits(low.float(), targets)
+    )
+    assert torch.equal(value, reference)

@@ -41,7 +41,6 @@ from craft_modules import distributed
 from craft_modules.augment.spectrogram import mixup
 from craft_modules.data.preparation import write_json_atomic
 from craft_modules.data.samplers import ShareBatchSampler
-from craft_modules.losses import float32_losses
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
 from craft_modules.training.compile import compile_in_place
 from craft_modules.training.loaders import loader_worker_options
@@ -512,9 +511,9 @@ class ClassifierBrain(CraftBrain):
         return self.model_for(stage)(wavs, lens), targets
 
     def compute_objectives(self, predictions, batch, stage):
-        """BCE or CE loss; collects scores outside training."""
+        """BCE or CE loss, in float32 (autocast off); collects scores outside training."""
         logits, targets = predictions
-        with float32_losses():
+        with torch.autocast(logits.device.type, enabled=False):
             logits, targets = logits.float(), targets.float()
             if self.hparams.loss == "bce":
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(

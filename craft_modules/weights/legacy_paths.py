@@ -10,6 +10,9 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import functools
+import importlib.util
+import pkgutil
 import re
 
 # Flat module (before) -> module now.
@@ -83,15 +86,25 @@ NAMES = {
 
 _OLD = "|".join(sorted(MODULES, key=len, reverse=True))
 _PATH = re.compile(r"\bcraft_modules\.(" + _OLD + r")\.([A-Za-z_]\w*)")
+
+
 # A flat name that is now a package is followed, in current paths, by one of
 # the package's modules: such a path is already current.
-_CURRENT = {value.split(".")[1] for value in MODULES.values() if "." in value}
+@functools.cache
+def _submodules(package):
+    """Module names inside ``craft_modules.<package>`` (empty if not a package)."""
+    spec = importlib.util.find_spec(f"craft_modules.{package}")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    return frozenset(
+        m.name for m in pkgutil.iter_modules(spec.submodule_search_locations)
+    )
 
 
 def upgrade_path(match):
     """The current path of one matched ``craft_modules.<old>.<name>``."""
     old, name = match.group(1), match.group(2)
-    if name in _CURRENT and MODULES[old].split(".")[0] == old:
+    if name in _submodules(old):  # ``<old>`` is now a package: already current
         return match.group(0)
     path = f"craft_modules.{MODULES[old]}.{name}"
     return NAMES.get(f"craft_modules.{old}.{name}", path)
@@ -118,6 +131,8 @@ def upgrade_paths(text):
     'c: !new:craft_modules.training.checkpointer.AtomicCheckpointer'
     >>> upgrade_paths("collate_fn: !new:craft_modules.dataio.SkipBadCollate")
     'collate_fn: !new:craft_modules.data.batching.SkipBadCollate'
+    >>> upgrade_paths("opts: !name:craft_modules.training.loaders.train_loader_options")
+    'opts: !name:craft_modules.training.loaders.train_loader_options'
     >>> upgrade_paths("model: !new:craft_modules.models.craft.CraftClassifier")
     'model: !new:craft_modules.models.craft.CraftClassifier'
     """
