@@ -292,3 +292,63 @@ def test_chain_applies_in_order():
     assert ((mask_then_noise(wavs, full(wavs)) == 0).sum(dim=1) == 0).all()
     assert ((noise_then_mask(wavs, full(wavs)) == 0).sum(dim=1) == 400).all()
     assert torch.equal(AugmentationChain([])(wavs, full(wavs)), wavs)
+
+
+def test_chain_is_a_sequential_that_passes_lengths_to_speechbrain_augmenters():
+    from speechbrain.augment.time_domain import DropChunk, DropFreq
+
+    drop = DropChunk(
+        drop_length_low=100, drop_length_high=100, drop_count_low=1, drop_count_high=1
+    )
+    chain = AugmentationChain([Fade(prob=0.0), drop, DropFreq()])
+    assert isinstance(chain, torch.nn.Sequential) and chain[1] is drop
+    wavs = torch.ones(64, 1000)
+    lengths = torch.full((64,), 0.5)  # true clips: the first 500 samples
+    out = AugmentationChain([drop])(wavs, lengths)
+    assert ((out == 0).sum(dim=1) == 100).all()
+    assert torch.equal(out[:, 500:], wavs[:, 500:]), "DropChunk did not get lengths"
+    filtered = chain(torch.randn(4, 1000), torch.ones(4))
+    assert filtered.shape == (4, 1000) and torch.isfinite(filtered).all()
+
+
+def test_chain_takes_an_augmenter_and_is_taken_by_one():
+    from speechbrain.augment.augmenter import Augmenter
+
+    wavs = torch.rand(8, 800) + 0.5  # no zero sample
+    augmenter = Augmenter(augmentations=[TimeMask(fraction=0.25, prob=1.0)])
+    out = AugmentationChain([augmenter])(wavs, torch.ones(8))  # (wavs, lengths) out
+    assert isinstance(out, torch.Tensor) and ((out == 0).sum(dim=1) == 200).all()
+    chain = AugmentationChain([TimeMask(fraction=0.25, prob=1.0)])
+    out, lengths = Augmenter(augmentations=[chain])(wavs, torch.ones(8))
+    assert ((out == 0).sum(dim=1) == 200).all() and torch.equal(lengths, torch.ones(8))
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"concat_original": True}, "concat_original"),
+        ({"repeat_augment": 2}, "repeat_augment"),
+        ({"augment_end_index": 2}, "augment_end_index"),
+    ],
+)
+def test_an_augmenter_changing_the_batch_size_is_an_error_naming_the_option(
+    options, name
+):
+    from speechbrain.augment.augmenter import Augmenter
+
+    augmenter = Augmenter(augmentations=[TimeMask(prob=1.0)], **options)
+    with pytest.raises(ValueError, match=f"{name}=.*set {name}="):
+        AugmentationChain([augmenter])(torch.randn(4, 800), torch.ones(4))
+    # An end index past the batch keeps it: not an error.
+    AugmentationChain([Augmenter(augmentations=[TimeMask()], augment_end_index=9)])(
+        torch.randn(4, 800), torch.ones(4)
+    )
+
+
+def test_any_other_batch_size_change_is_an_error():
+    class Doubles(torch.nn.Module):
+        def forward(self, wavs, lengths):
+            return torch.cat([wavs, wavs]), torch.cat([lengths, lengths])
+
+    with pytest.raises(ValueError, match="Doubles returned 8 clips for a batch of 4"):
+        AugmentationChain([Doubles()])(torch.randn(4, 800), torch.ones(4))
