@@ -329,6 +329,7 @@ def test_chain_takes_an_augmenter_and_is_taken_by_one():
         ({"concat_original": True}, "concat_original"),
         ({"repeat_augment": 2}, "repeat_augment"),
         ({"augment_end_index": 2}, "augment_end_index"),
+        ({"parallel_augment": True}, "parallel_augment"),
     ],
 )
 def test_an_augmenter_changing_the_batch_size_is_an_error_naming_the_option(
@@ -339,10 +340,17 @@ def test_an_augmenter_changing_the_batch_size_is_an_error_naming_the_option(
     augmenter = Augmenter(augmentations=[TimeMask(prob=1.0)], **options)
     with pytest.raises(ValueError, match=f"{name}=.*set {name}="):
         AugmentationChain([augmenter])(torch.randn(4, 800), torch.ones(4))
-    # An end index past the batch keeps it: not an error.
-    AugmentationChain([Augmenter(augmentations=[TimeMask()], augment_end_index=9)])(
-        torch.randn(4, 800), torch.ones(4)
-    )
+    # An end index past the batch, or parallel outputs sharing it, keep it.
+    for keeping in (
+        Augmenter(augmentations=[TimeMask()], augment_end_index=9),
+        Augmenter(
+            augmentations=[TimeMask(prob=1.0), Fade(prob=1.0)],
+            parallel_augment=True,
+            parallel_augment_fixed_bs=True,
+        ),
+    ):
+        out = AugmentationChain([keeping])(torch.randn(4, 800), torch.ones(4))
+        assert out.shape == (4, 800)
 
 
 def test_any_other_batch_size_change_is_an_error():

@@ -941,6 +941,11 @@ def _batch_changing_options(augmentation, batch):
             changes = 0 < value < batch
         elif name == "augment_end_index":
             changes = value is not None and value < batch
+        elif name == "parallel_augment":
+            # With parallel_augment_fixed_bs, the parallel outputs share the batch.
+            changes = bool(value) and not getattr(
+                augmentation, "parallel_augment_fixed_bs", False
+            )
         else:
             changes = value != keeps
         if changes:
@@ -960,7 +965,8 @@ def augment_waveforms(augmentation, wavs, lengths=None):
     ``(wavs, lengths)`` pair (what an ``Augmenter`` returns). Either way it
     must hold one clip per input clip: an ``Augmenter`` with an option that
     adds or drops clips (``concat_original=True``, ``repeat_augment != 1``,
-    ``parallel_augment=True``, augment start or end indices) is refused
+    ``parallel_augment=True`` without ``parallel_augment_fixed_bs``, augment
+    start or end indices inside the batch) is refused
     before it runs, naming the option, and any other change of the batch size
     is an error after it.
 
@@ -1007,12 +1013,13 @@ def augment_waveforms(augmentation, wavs, lengths=None):
             f"({given}); a waveform augmentation must return one clip per "
             f"input clip: set {keep}"
         )
-    if lengths_arg_name(getattr(augmentation, "forward", augmentation)) is None:
+    lengths_name = lengths_arg_name(getattr(augmentation, "forward", augmentation))
+    if lengths_name is None:
         out = augmentation(wavs)
     else:
         if lengths is None:
             lengths = torch.ones(wavs.shape[0], device=wavs.device)
-        out = augmentation(wavs, lengths)
+        out = augmentation(wavs, **{lengths_name: lengths})
     if isinstance(out, (tuple, list)):
         if len(out) != 2:
             raise ValueError(
