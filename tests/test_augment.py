@@ -39,6 +39,47 @@ def test_specaugment_one_contiguous_band_per_axis_per_clip():
     assert 8 < sum(time_widths) / len(time_widths) < 22
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_specaugment_of_one_clip_is_ssast_torchaudio_masking(seed):
+    """SSAST's loader: FrequencyMasking(freqm) then TimeMasking(timem) on (1, F, T)."""
+    import torchaudio
+
+    freqm, timem = 24, 96
+    fbank = torch.rand(1, 200, 64)  # (1, T, F)
+    torch.manual_seed(seed)
+    ours = SpecAugment(freqm, timem).train()(fbank)
+    torch.manual_seed(seed)
+    ssast = fbank[0].t().unsqueeze(0)  # (1, F, T), as SSAST's dataloader
+    ssast = torchaudio.transforms.FrequencyMasking(freqm)(ssast)
+    ssast = torchaudio.transforms.TimeMasking(timem)(ssast)
+    assert torch.equal(ours[0], ssast.squeeze(0).t())
+    assert (ours == 0).any()
+
+
+def _previous_band_mask(batch, size, max_width):
+    """The batched masks drawn before torchaudio's ``mask_along_axis_iid``."""
+    width = torch.rand(batch) * max_width
+    start = (torch.rand(batch) * (size - width)).long()
+    positions = torch.arange(size)
+    return (positions >= start[:, None]) & (positions < (start + width.long())[:, None])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("freqm, timem", [(48, 192), (0, 30), (12, 0), (60, 400)])
+def test_specaugment_draws_the_same_masks_as_before_under_one_seed(dtype, freqm, timem):
+    feats = torch.randn(16, 1024, 128).to(dtype)
+    torch.manual_seed(7)
+    mask = torch.zeros(feats.shape, dtype=torch.bool)
+    if freqm:
+        mask |= _previous_band_mask(16, 128, freqm)[:, None, :]
+    if timem:
+        mask |= _previous_band_mask(16, 1024, timem)[:, :, None]
+    torch.manual_seed(7)
+    out = SpecAugment(freqm, timem, fill_value=0.25).train()(feats)
+    assert out.dtype == dtype
+    assert torch.equal(out, feats.masked_fill(mask, 0.25))
+
+
 def test_specaugment_default_fill_is_zero_and_input_untouched():
     feats = torch.rand(8, 50, 20) + 1.0
     copy = feats.clone()

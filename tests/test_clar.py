@@ -414,3 +414,112 @@ def test_every_parameter_of_the_yaml_model_learns_in_its_mode(yaml, tmp_path):
     losses["loss"].backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert not unused, unused
+
+
+# ----------------------------------------------------------------------------
+# Views drawn with SpeechBrain's augmenters
+
+
+class _Recorder(torch.nn.Module):
+    """Calls ``inner`` and keeps what it was given (waveforms and lengths)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.seen = []
+
+    def forward(self, wavs, lengths=None, output="logits"):
+        self.seen.append((wavs.clone(), lengths))
+        if isinstance(self.inner, ClarModel):
+            return self.inner(wavs, lengths, output=output)
+        return self.inner(wavs, lengths)
+
+
+def _drop_chunk(length=400):
+    from speechbrain.augment.time_domain import DropChunk
+
+    return DropChunk(
+        drop_length_low=length,
+        drop_length_high=length,
+        drop_count_low=1,
+        drop_count_high=1,
+    )
+
+
+def test_clar_views_come_from_a_speechbrain_augmenter_with_the_lengths():
+    from speechbrain.augment.augmenter import Augmenter
+
+    model = _Recorder(ClarModel("raw", n_classes=3, widths=SMALL))
+    wavs = torch.rand(4, 2000) + 0.5  # no zero sample
+    lens = torch.full((4,), 0.5)  # DropChunk drops inside the first 1000 only
+    augmenter = Augmenter(augmentations=[_drop_chunk()])  # returns (wavs, lengths)
+    losses = clar_losses(model, wavs, lens, torch.tensor([0, 1, 2, 0]), None, augmenter)
+    assert torch.isfinite(losses["loss"])
+    ((views, view_lens),) = model.seen  # both views in one forward
+    assert views.shape == (8, 2000) and torch.equal(view_lens, torch.cat([lens, lens]))
+    assert ((views == 0).sum(dim=1) == 400).all()  # every clip of both views
+    assert torch.equal(views[:, 1000:], torch.cat([wavs, wavs])[:, 1000:])
+    assert not torch.equal(views[:4], views[4:])  # two independent views
+
+
+def test_clar_views_must_keep_the_batch_shape():
+    from speechbrain.augment.time_domain import SpeedPerturb
+
+    model = ClarModel("raw", n_classes=3, widths=SMALL)
+    slower = SpeedPerturb(orig_freq=SR, speeds=[90])
+    with pytest.raises(ValueError, match="keep the batch's shape"):
+        clar_losses(
+            model, torch.randn(2, 2000), None, torch.tensor([0, 1]), None, slower
+        )
+
+
+def _clar_brain(augmentation):
+    from craft_modules.training.clar_brain import ClarBrain
+
+    return ClarBrain(
+        modules={"model": ClarModel("raw", n_classes=3, widths=SMALL)},
+        hparams={
+            "augmentation": augmentation,
+            "clar_mode": "clar",
+            "temperature": 0.5,
+            "loss": "ce",
+            "label_fraction": 1.0,
+            "seed": 1,
+        },
+        run_opts={"device": "cpu"},
+    )
+
+
+def test_clar_brain_view_applies_the_yaml_augmentation():
+    from speechbrain.augment.augmenter import Augmenter
+
+    wavs = torch.rand(4, 2000) + 0.5
+    view = _clar_brain(_drop_chunk()).view(wavs, torch.ones(4))
+    assert view.shape == wavs.shape and not torch.equal(view, wavs)
+    assert ((view == 0).sum(dim=1) == 400).all()
+    assert _clar_brain(None).view(wavs, torch.ones(4)) is wavs
+    concat = Augmenter(concat_original=True, augmentations=[_drop_chunk()])
+    with pytest.raises(ValueError, match="concat_original=True"):
+        _clar_brain(concat).view(wavs, torch.ones(4))
+
+
+def test_clar_brain_training_step_draws_two_views_with_the_batch_lengths():
+    import speechbrain as sb
+
+    augmentation = _Recorder(_drop_chunk())
+    brain = _clar_brain(augmentation)
+    brain.labelled_ids = {"a", "b", "c"}
+    lens = torch.tensor([1.0, 0.75, 0.5])
+
+    class Batch:
+        id = ["a", "b", "c"]
+        sig = (torch.rand(3, 2000) + 0.5, lens)
+        targets = torch.eye(3)
+
+        def to(self, device):
+            return self
+
+    losses = brain.compute_forward(Batch(), sb.Stage.TRAIN)
+    assert torch.isfinite(losses["loss"])
+    assert len(augmentation.seen) == 2
+    assert all(torch.equal(seen_lens, lens) for _, seen_lens in augmentation.seen)

@@ -1,7 +1,9 @@
 """Every recipe YAML runs end to end on generated data in the official layouts."""
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -571,6 +573,41 @@ def test_esc50_clar_yamls(yaml, esc50_folder, tmp_path):
     train_log = (tmp_path / "fold_1" / "train_log.txt").read_text()
     part = {"clar_supervised": "train ce", "clar_selfsupervised": "train probe_ce"}
     assert part.get(yaml, "train nt_xent") in train_log
+
+
+def test_esc50_clar_trains_with_speechbrain_augmenters_in_the_view_slot(
+    esc50_folder, tmp_path
+):
+    """SpeechBrain's Augmenter (DropChunk + DropFreq) fills CLAR's augmentation chain."""
+    # Two keys: HyperPyYAML re-dumps a one-key tagged flow mapping in a flow
+    # list without its braces, which no longer parses.
+    augmenter = (
+        "!new:speechbrain.augment.augmenter.Augmenter {augment_prob: 1.0, augmentations: ["
+        "!new:speechbrain.augment.time_domain.DropChunk "
+        "{drop_length_low: 1600, drop_length_high: 3200}, "
+        "!new:speechbrain.augment.time_domain.DropFreq {}]}"
+    )
+    run(
+        ESC50,
+        "hparams/clar.yaml",
+        f"--data_folder={esc50_folder}",
+        f"--output_folder={tmp_path}",
+        "--n_classes=3",
+        "--folds=[1]",
+        "--number_of_epochs=1",
+        "--batch_size=4",
+        f"--augmentation={{augmentations: [{augmenter}]}}",
+        *TINY_CLAR,
+        *TINY,
+    )
+    saved = (tmp_path / "fold_1" / "hyperparams.yaml").read_text()
+    assert "speechbrain.augment.augmenter.Augmenter" in saved
+    assert "speechbrain.augment.time_domain.DropChunk" in saved
+    results = read(tmp_path / "results.json")
+    assert 0.0 <= results["per_fold"]["1"] <= 1.0
+    train_log = (tmp_path / "fold_1" / "train_log.txt").read_text()
+    losses = [float(x) for x in re.findall(r"train loss: ([-+.e0-9]+)", train_log)]
+    assert losses and all(math.isfinite(x) and x > 0 for x in losses)
 
 
 def test_clar_supervised_under_ddp_with_two_processes(esc50_folder, tmp_path):

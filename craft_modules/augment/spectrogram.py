@@ -6,12 +6,17 @@ here per clip, but for a whole padded batch in a few tensor operations:
 
 * :func:`mixup` / :class:`MixUp`: waveform-level mixup with a partner drawn
   uniformly from the batch, ``lambda ~ Beta(alpha, alpha)``, additive labels.
-* :class:`SpecAugment`: one frequency and one time mask per clip, with
-  torchaudio's ``FrequencyMasking``/``TimeMasking`` width and start draws.
+  It acts on waveforms and targets together:
+  ``(wavs, lens, targets) -> (wavs, lens, targets)``.
+* :class:`SpecAugment`: one frequency and one time mask per clip, drawn by
+  :func:`torchaudio.functional.mask_along_axis_iid`.
 * :class:`NoiseAugment`: SSAST's ``noise=True``: scaled uniform noise on the
   normalised features and a circular time shift of up to 10 frames.
 
-The modules only act in training mode and are the identity in evaluation.
+SpecAugment and NoiseAugment act on the normalised fbank features inside the
+model (``feats -> feats``, ``(B, T, F)``; a :class:`torch.nn.Sequential`
+chains them). The modules only act in training mode and are the identity in
+evaluation.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -19,6 +24,7 @@ Authors
 
 import torch
 from speechbrain.utils.logger import get_logger
+from torchaudio.functional import mask_along_axis_iid
 
 logger = get_logger(__name__)
 
@@ -90,33 +96,28 @@ def _check_features(feats):
         raise ValueError(f"features must be a (B, T, F) tensor, got {shape}")
 
 
-def _band_mask(batch, size, max_width, device):
-    """Draws one contiguous band per clip along an axis of ``size`` bins.
-
-    Mirrors ``torchaudio.functional.mask_along_axis`` (applied per clip): the
-    width is ``floor(U * max_width)`` and the start ``floor(U * (size - w))``
-    with ``w`` the unrounded width, so widths lie in ``[0, max_width - 1]``.
-
-    Returns
-    -------
-    torch.Tensor
-        Boolean mask ``(batch, size)``, True inside the band.
-    """
-    width = torch.rand(batch, device=device) * max_width
-    start = (torch.rand(batch, device=device) * (size - width)).long()
-    end = start + width.long()
-    positions = torch.arange(size, device=device)
-    return (positions >= start[:, None]) & (positions < end[:, None])
-
-
 class SpecAugment(torch.nn.Module):
     """One frequency mask and one time mask per clip, as in SSAST's loader.
+
+    SSAST's ``src/dataloader.py`` (YuanGongND/ssast) applies
+    ``torchaudio.transforms.FrequencyMasking(freqm)`` and then
+    ``TimeMasking(timem)`` to each clip's ``(1, F, T)`` fbank. Here the same
+    masks are drawn for a whole batch with
+    :func:`torchaudio.functional.mask_along_axis_iid` (one independent mask
+    per clip, the ``iid_masks=True`` mode of those transforms): a mask is
+    ``floor(U * param)`` bins (frames) wide, 0 to ``param - 1``, and starts at
+    ``floor(U' * (size - U * param))``, the draws of
+    :func:`torchaudio.functional.mask_along_axis` for one clip. All the
+    frequency draws of the batch come first, then the time draws, in the
+    dtype of the features (float32 for :class:`KaldiFbank`'s; float16 and
+    bfloat16 features are masked in float32, where every frame index is
+    exact).
 
     Arguments
     ---------
     freqm : int
-        Frequency masks are ``floor(U * freqm)`` bins wide (0 to freqm - 1),
-        at a uniform start, drawn independently per clip; 0 disables them.
+        Largest frequency mask parameter (``freqm`` of SSAST); 0 disables the
+        frequency masks.
     timem : int
         The same for time masks, in frames.
     fill_value : float, optional
@@ -166,14 +167,15 @@ class SpecAugment(torch.nn.Module):
         _check_features(feats)
         if not self.training or (self.freqm == 0 and self.timem == 0):
             return feats
-        batch, frames, bins = feats.shape
-        mask = torch.zeros(batch, frames, bins, dtype=torch.bool, device=feats.device)
-        if self.freqm > 0:
-            mask |= _band_mask(batch, bins, self.freqm, feats.device)[:, None, :]
-        if self.timem > 0:
-            mask |= _band_mask(batch, frames, self.timem, feats.device)[:, :, None]
         fill = 0.0 if self.fill_value is None else float(self.fill_value)
-        return feats.masked_fill(mask, fill)
+        exact = feats.dtype in (torch.float32, torch.float64)
+        masked = feats if exact else feats.float()
+        # (B, T, F): axis 2 holds the frequency bins, axis 1 the frames.
+        if self.freqm > 0:
+            masked = mask_along_axis_iid(masked, self.freqm, fill, axis=2)
+        if self.timem > 0:
+            masked = mask_along_axis_iid(masked, self.timem, fill, axis=1)
+        return masked if exact else masked.to(feats.dtype)
 
     def extra_repr(self):
         """Summarises the settings for ``repr``.

@@ -20,12 +20,21 @@ controls them) and keeps the shape, dtype and device of its input:
 * :class:`TimeStretch`: a phase-vocoder stretch by a rate in [0.5, 1.5],
   cropped or zero-padded to the original length.
 
-:class:`AugmentationChain` applies a list of them in order. The modules are
+:class:`AugmentationChain` applies a list of them in order. Every module
+has SpeechBrain's waveform signature ``(wavs, lengths) -> wavs``, so the
+chain, its members and the CLAR view slot of the recipes' YAML files
+(``augmentation``) also take SpeechBrain's augmenters
+(:mod:`speechbrain.augment.time_domain`, or an
+:class:`~speechbrain.augment.augmenter.Augmenter`, which returns
+``(wavs, lengths)``); :func:`augment_waveforms` makes the call. The modules are
 active in training and evaluation mode alike: the caller decides when to
 augment (CLAR augments both views of every training batch). Each module's
 ``prob`` is the probability that an item of the batch is transformed; the
 items it selects are drawn with
-:func:`craft_modules.augment.spectrogram.draw_item_mask`.
+:func:`craft_modules.augment.spectrogram.draw_item_mask`. The waveforms are
+not checked here: the model checks its input once, at its forward
+(:func:`craft_modules.models.inputs.check_waveform_batch`); the
+augmentations' parameters are checked when they are built.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -35,20 +44,12 @@ import math
 
 import torch
 import torchaudio
+from speechbrain.utils.callchains import lengths_arg_name
 
 from craft_modules.augment.spectrogram import check_unit_interval, draw_item_mask
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential", "quarter_sine", "half_sine")
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
-
-
-def _check_wavs(wavs):
-    """Raises ValueError unless ``wavs`` is a floating ``(batch, samples)`` tensor."""
-    if not isinstance(wavs, torch.Tensor) or wavs.dim() != 2:
-        shape = tuple(wavs.shape) if isinstance(wavs, torch.Tensor) else None
-        raise ValueError(f"wavs must be a (batch, samples) tensor, got {shape}")
-    if not wavs.is_floating_point():
-        raise ValueError(f"wavs must be a floating point tensor, got {wavs.dtype}")
 
 
 def _check_range(low, high, low_name, high_name):
@@ -69,7 +70,10 @@ class _ItemwiseAugmentation(torch.nn.Module):
 
     Subclasses implement ``_augment(wavs)`` on a float32 or float64
     ``(n, samples)`` tensor of the selected items and return a tensor of the
-    same shape.
+    same shape. The forward has SpeechBrain's signature
+    ``(wavs, lengths) -> wavs`` (that of
+    :class:`speechbrain.augment.time_domain.DropChunk`), so these modules and
+    SpeechBrain's augmenters fill the same YAML slot.
 
     Arguments
     ---------
@@ -81,13 +85,18 @@ class _ItemwiseAugmentation(torch.nn.Module):
         super().__init__()
         self.prob = check_unit_interval(prob, "prob")
 
-    def forward(self, wavs):
+    def forward(self, wavs, lengths=None):
         """Transforms a random subset of the batch.
 
         Arguments
         ---------
         wavs : torch.Tensor
-            Padded waveforms ``(batch, samples)``.
+            Padded waveforms ``(batch, samples)``, floating point; checked by
+            the model that reads them, not here.
+        lengths : torch.Tensor, optional
+            Relative lengths ``(batch,)`` (SpeechBrain's signature). They do
+            not change the draws: each transformation acts on the whole padded
+            clip, as the official code acts on its fixed-length clips.
 
         Returns
         -------
@@ -95,7 +104,6 @@ class _ItemwiseAugmentation(torch.nn.Module):
             The augmented batch (a new tensor), with the shape, dtype and
             device of ``wavs``; ``wavs`` itself when no item is selected.
         """
-        _check_wavs(wavs)
         selected = draw_item_mask(wavs.shape[0], self.prob, wavs.device)
         if self.prob == 0.0 or not bool(selected.any()):
             return wavs
@@ -352,7 +360,7 @@ class PitchShift(_ItemwiseAugmentation):
     -------
     >>> shift = PitchShift(16000, min_semitones=12, max_semitones=12, prob=1.0)
     >>> tone = torch.sin(2 * torch.pi * 500 * torch.arange(8000) / 16000)[None]
-    >>> out = shift(tone)
+    >>> out = shift(tone, torch.ones(1))
     >>> out.shape
     torch.Size([1, 8000])
     >>> int(torch.fft.rfft(out[0]).abs().argmax()) * 16000 // 8000  # Hz
@@ -477,7 +485,7 @@ class Fade(_ItemwiseAugmentation):
     Example
     -------
     >>> fade = Fade(shapes=("linear",), prob=1.0)
-    >>> gains = fade(torch.ones(2, 1000))
+    >>> gains = fade(torch.ones(2, 1000), torch.ones(2))
     >>> gains.shape
     torch.Size([2, 1000])
     >>> bool((gains[:, :500].diff(dim=1) >= 0).all())
@@ -574,7 +582,7 @@ class WhiteNoise(_ItemwiseAugmentation):
     -------
     >>> noise = WhiteNoise(min_snr_db=10, max_snr_db=10, prob=1.0)
     >>> wavs = torch.randn(2, 16000)
-    >>> added = noise(wavs) - wavs
+    >>> added = noise(wavs, torch.ones(2)) - wavs
     >>> snr = 10 * torch.log10(wavs.pow(2).mean(1) / added.pow(2).mean(1))
     >>> torch.allclose(snr, torch.full((2,), 10.0), atol=1e-3)
     True
@@ -673,7 +681,7 @@ class ColouredNoise(_ItemwiseAugmentation):
     -------
     >>> noise = ColouredNoise(5, 5, colours=("brown",), prob=1.0)
     >>> wavs = torch.randn(2, 8000)
-    >>> noise(wavs).shape
+    >>> noise(wavs, torch.ones(2)).shape
     torch.Size([2, 8000])
     """
 
@@ -748,7 +756,7 @@ class TimeMask(_ItemwiseAugmentation):
     Example
     -------
     >>> mask = TimeMask(fraction=0.25, prob=1.0)
-    >>> out = mask(torch.ones(3, 400))
+    >>> out = mask(torch.ones(3, 400), torch.ones(3))
     >>> (out == 0).sum(dim=1)
     tensor([100, 100, 100])
     """
@@ -810,7 +818,7 @@ class TimeShift(_ItemwiseAugmentation):
     Example
     -------
     >>> shift = TimeShift(sample_rate=10, max_shift_s=0.3, prob=1.0)
-    >>> out = shift(torch.arange(10.0)[None])
+    >>> out = shift(torch.arange(10.0)[None], torch.ones(1))
     >>> any(torch.equal(out[0], torch.arange(10.0).roll(s)) for s in range(-3, 4))
     True
     """
@@ -877,7 +885,7 @@ class TimeStretch(_ItemwiseAugmentation):
     Example
     -------
     >>> stretch = TimeStretch(min_rate=2.0, max_rate=2.0, prob=1.0)
-    >>> out = stretch(torch.randn(2, 4000))
+    >>> out = stretch(torch.randn(2, 4000), torch.ones(2))
     >>> out.shape, bool((out[:, 2000:] == 0).all())
     (torch.Size([2, 4000]), True)
     """
@@ -912,60 +920,182 @@ class TimeStretch(_ItemwiseAugmentation):
         return f"rate=[{self.min_rate}, {self.max_rate}], prob={self.prob}, n_fft={self.n_fft}"
 
 
-class AugmentationChain(torch.nn.Module):
-    """Applies waveform augmentations one after the other.
+# Options of :class:`speechbrain.augment.augmenter.Augmenter` that make it
+# return more (or fewer) clips than it is given, with the values that do not.
+BATCH_KEEPING_AUGMENTER_OPTIONS = {
+    "concat_original": False,
+    "repeat_augment": 1,
+    "parallel_augment": False,
+    "augment_start_index": 0,
+    "augment_end_index": None,
+}
 
-    Each augmentation draws its own items with its own ``prob``, as
-    ``RandomApply`` around each transform of the official CLAR code. The
-    paper's best pair is fade in/out followed by time masking. In YAML::
 
-        augment: !new:craft_modules.augment.waveform.AugmentationChain
-            augmentations:
-                - !new:craft_modules.augment.waveform.Fade
-                - !new:craft_modules.augment.waveform.TimeMask
+def _batch_changing_options(augmentation, batch):
+    """The options of an ``Augmenter`` that change the size of a ``batch``."""
+    changing = {}
+    for name, keeps in BATCH_KEEPING_AUGMENTER_OPTIONS.items():
+        value = getattr(augmentation, name, keeps)
+        if name == "augment_start_index":
+            # An Augmenter starting past the batch returns it unchanged.
+            changes = 0 < value < batch
+        elif name == "augment_end_index":
+            changes = value is not None and value < batch
+        elif name == "parallel_augment":
+            # With parallel_augment_fixed_bs, the parallel outputs share the batch.
+            changes = bool(value) and not getattr(
+                augmentation, "parallel_augment_fixed_bs", False
+            )
+        else:
+            changes = value != keeps
+        if changes:
+            changing[name] = value
+    return changing
+
+
+def augment_waveforms(augmentation, wavs, lengths=None):
+    """Calls a waveform augmentation the way SpeechBrain's ``Augmenter`` does.
+
+    ``lengths`` is passed when the augmentation's ``forward`` takes a
+    ``lengths`` (or ``wav_lens``) argument, as
+    :class:`speechbrain.augment.augmenter.Augmenter` and
+    :class:`speechbrain.nnet.containers.LengthsCapableSequential` decide it
+    (:func:`speechbrain.utils.callchains.lengths_arg_name`); None becomes
+    full lengths for those. The output may be the waveforms or a
+    ``(wavs, lengths)`` pair (what an ``Augmenter`` returns). Either way it
+    must hold one clip per input clip: an ``Augmenter`` with an option that
+    adds or drops clips (``concat_original=True``, ``repeat_augment != 1``,
+    ``parallel_augment=True`` without ``parallel_augment_fixed_bs``, augment
+    start or end indices inside the batch) is refused
+    before it runs, naming the option, and any other change of the batch size
+    is an error after it.
 
     Arguments
     ---------
-    augmentations : list of torch.nn.Module
-        Modules mapping ``(batch, samples)`` waveforms to the same shape; an
-        empty list is the identity.
+    augmentation : callable
+        A module (or function) taking ``wavs`` and possibly ``lengths``.
+    wavs : torch.Tensor
+        Padded waveforms ``(batch, samples)``.
+    lengths : torch.Tensor, optional
+        Relative lengths ``(batch,)``.
+
+    Returns
+    -------
+    wavs : torch.Tensor
+        The augmented waveforms, one per input clip.
+    lengths : torch.Tensor or None
+        The relative lengths the augmentation returned, else the given ones.
 
     Example
     -------
-    >>> chain = AugmentationChain([Fade(prob=1.0), TimeMask(prob=1.0)])
-    >>> chain(torch.randn(2, 800)).shape
-    torch.Size([2, 800])
+    >>> from speechbrain.augment.time_domain import DropChunk
+    >>> drop = DropChunk(
+    ...     drop_length_low=100, drop_length_high=100, drop_count_low=1, drop_count_high=1
+    ... )
+    >>> out, lengths = augment_waveforms(drop, torch.ones(2, 1000))
+    >>> out.shape, int((out == 0).sum())
+    (torch.Size([2, 1000]), 200)
+    >>> from speechbrain.augment.augmenter import Augmenter
+    >>> augment_waveforms(Augmenter(concat_original=True, augmentations=[drop]), out)
+    Traceback (most recent call last):
+        ...
+    ValueError: Augmenter returns a different number of clips than it is given (concat_original=True); a waveform augmentation must return one clip per input clip: set concat_original=False
+    """
+    name = type(augmentation).__name__
+    changing = _batch_changing_options(augmentation, wavs.shape[0])
+    if changing:
+        given = ", ".join(f"{k}={v!r}" for k, v in changing.items())
+        keep = ", ".join(
+            f"{k}={BATCH_KEEPING_AUGMENTER_OPTIONS[k]!r}" for k in changing
+        )
+        raise ValueError(
+            f"{name} returns a different number of clips than it is given "
+            f"({given}); a waveform augmentation must return one clip per "
+            f"input clip: set {keep}"
+        )
+    lengths_name = lengths_arg_name(getattr(augmentation, "forward", augmentation))
+    if lengths_name is None:
+        out = augmentation(wavs)
+    else:
+        if lengths is None:
+            lengths = torch.ones(wavs.shape[0], device=wavs.device)
+        out = augmentation(wavs, **{lengths_name: lengths})
+    if isinstance(out, (tuple, list)):
+        if len(out) != 2:
+            raise ValueError(
+                f"{name} returned {len(out)} values; a waveform augmentation "
+                "returns wavs or (wavs, lengths)"
+            )
+        out, lengths = out
+    if out.shape[0] != wavs.shape[0]:
+        raise ValueError(
+            f"{name} returned {out.shape[0]} clips for a batch of {wavs.shape[0]}; "
+            "a waveform augmentation must return one clip per input clip"
+        )
+    return out, lengths
+
+
+class AugmentationChain(torch.nn.Sequential):
+    """Applies waveform augmentations one after the other, passing ``lengths`` on.
+
+    A :class:`torch.nn.Sequential` whose forward has SpeechBrain's signature
+    ``(wavs, lengths) -> wavs``: each member is called through
+    :func:`augment_waveforms`, so CLAR's augmentations of this module and
+    SpeechBrain's (:class:`speechbrain.augment.time_domain.DropChunk`,
+    ``DropFreq``, ``AddNoise``, an
+    :class:`~speechbrain.augment.augmenter.Augmenter`...) mix in one chain,
+    and the lengths an ``Augmenter`` returns go to the next member. Each of
+    CLAR's augmentations draws its own items with its own ``prob``, as
+    ``RandomApply`` around each transform of the official CLAR code. The
+    paper's best pair is fade in/out followed by time masking. In YAML::
+
+        augmentation: !new:craft_modules.augment.waveform.AugmentationChain
+            augmentations:
+                - !new:craft_modules.augment.waveform.Fade
+                - !new:craft_modules.augment.waveform.TimeMask
+                - !new:speechbrain.augment.time_domain.DropFreq
+
+    Arguments
+    ---------
+    augmentations : list of callable
+        Modules mapping ``(batch, samples)`` waveforms (and possibly
+        ``lengths``) to waveforms, or to ``(wavs, lengths)``, of the same
+        batch size; an empty list is the identity.
+
+    Example
+    -------
+    >>> from speechbrain.augment.time_domain import DropChunk
+    >>> chain = AugmentationChain([Fade(prob=1.0), TimeMask(prob=1.0), DropChunk()])
+    >>> chain(torch.randn(2, 8000), torch.ones(2)).shape
+    torch.Size([2, 8000])
     >>> len(chain)
-    2
+    3
     """
 
     def __init__(self, augmentations=()):
-        super().__init__()
-        self.augmentations = torch.nn.ModuleList(augmentations)
+        super().__init__(*augmentations)
 
-    def __len__(self):
-        return len(self.augmentations)
-
-    def forward(self, wavs):
+    def forward(self, wavs, lengths=None):
         """Applies every augmentation in order.
 
         Arguments
         ---------
         wavs : torch.Tensor
             Padded waveforms ``(batch, samples)``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``(batch,)``; None means full lengths.
 
         Returns
         -------
         torch.Tensor
-            The augmented waveforms, same shape.
+            The augmented waveforms, one per input clip.
 
         Example
         -------
         >>> wavs = torch.randn(2, 100)
-        >>> torch.equal(AugmentationChain([])(wavs), wavs)
+        >>> torch.equal(AugmentationChain([])(wavs, torch.ones(2)), wavs)
         True
         """
-        _check_wavs(wavs)
-        for augmentation in self.augmentations:
-            wavs = augmentation(wavs)
+        for augmentation in self:
+            wavs, lengths = augment_waveforms(augmentation, wavs, lengths)
         return wavs

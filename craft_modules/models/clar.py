@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from craft_modules.augment.waveform import augment_waveforms
 from craft_modules.features.clar_frontend import ClarFrontEnd
 from craft_modules.losses import labelled_cross_entropy, nt_xent_loss
 from craft_modules.models.inputs import check_waveform_batch
@@ -318,9 +319,13 @@ def clar_losses(
     labelled : torch.Tensor or list of bool, optional
         ``(batch,)`` labelled flags; see :func:`labelled_cross_entropy`.
     augment : torch.nn.Module, optional
-        Waveform augmentation ``(batch, samples) -> (batch, samples)``, e.g.
-        an :class:`~craft_modules.augment.waveform.AugmentationChain`; None
-        uses the clips as they are.
+        Waveform augmentation with SpeechBrain's signature
+        ``(wavs, lengths) -> wavs`` (or ``(wavs, lengths)``, as an
+        ``Augmenter``), keeping the batch's shape, e.g. an
+        :class:`~craft_modules.augment.waveform.AugmentationChain` or
+        :class:`speechbrain.augment.time_domain.DropChunk`; called through
+        :func:`~craft_modules.augment.waveform.augment_waveforms`. None uses
+        the clips as they are.
     mode : str
         ``supervised``, ``selfsupervised`` or ``clar``.
     temperature : float
@@ -352,7 +357,13 @@ def clar_losses(
         if augment is None:
             return wavs
         with torch.no_grad():
-            return augment(wavs)
+            views, _ = augment_waveforms(augment, wavs, lens)
+        if views.shape != wavs.shape:  # both views go through one forward
+            raise ValueError(
+                f"the augmentation turned {tuple(wavs.shape)} waveforms into "
+                f"{tuple(views.shape)}; CLAR's views must keep the batch's shape"
+            )
+        return views
 
     if mode == "supervised":
         logits = model(view(), lens, output="logits")

@@ -3,7 +3,11 @@
 :class:`ClarBrain` is a :class:`craft_modules.training.brains.ClassifierBrain` whose
 training step is :func:`craft_modules.models.clar.clar_losses` (the YAML's
 ``clar_mode``: ``supervised``, ``selfsupervised`` or ``clar``) with the
-YAML's ``augmentation`` applied on the device inside the step, and whose
+YAML's ``augmentation`` applied on the device inside the step
+(:meth:`ClarBrain.view`: any waveform augmentation with SpeechBrain's
+signature ``(wavs, lengths) -> wavs``, e.g. an
+:class:`~craft_modules.augment.waveform.AugmentationChain`, SpeechBrain's
+``DropChunk`` or an ``Augmenter``), and whose
 labels are restricted to a ``label_fraction`` of the training clips (chosen
 deterministically from the clip ids and the seed). Evaluation is the
 classifier's, as for every recipe model, so ``results.json`` is the same;
@@ -19,6 +23,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.augment.waveform import augment_waveforms
 from craft_modules.data.labels import label_fraction_mask
 from craft_modules.models.clar import CLAR_MODES, clar_losses
 from craft_modules.training.brains import ClassifierBrain
@@ -30,9 +35,34 @@ class ClarBrain(ClassifierBrain):
     """CLAR's supervised, self-supervised and combined training.
 
     Expected hparams, beyond :class:`ClassifierBrain`'s: ``clar_mode``,
-    ``augmentation`` (a waveform augmentation module, or None),
+    ``augmentation`` (a waveform augmentation ``(wavs, lengths) -> wavs``
+    or ``-> (wavs, lengths)`` keeping the batch size, or None),
     ``temperature`` (NT-Xent), ``label_fraction`` (in (0, 1]) and ``seed``.
     """
+
+    def view(self, wavs, lengths=None):
+        """One augmented view of a batch, as the training step draws it (twice).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Padded waveforms ``(batch, samples)``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The YAML's ``augmentation`` applied to ``wavs`` (through
+            :func:`craft_modules.augment.waveform.augment_waveforms`), or
+            ``wavs`` itself when it is None.
+        """
+        augmentation = self.hparams.augmentation
+        if augmentation is None:
+            return wavs
+        with torch.no_grad():
+            views, _ = augment_waveforms(augmentation, wavs, lengths)
+        return views
 
     def fit(self, epoch_counter, train_set, valid_set=None, *args, **kwargs):
         """Chooses the labelled clips, then trains as usual."""
@@ -68,7 +98,7 @@ class ClarBrain(ClassifierBrain):
             lens,
             targets,
             labelled,
-            augment=self.hparams.augmentation,
+            augment=self.view,
             mode=self.hparams.clar_mode,
             temperature=self.hparams.temperature,
             multilabel=self.hparams.loss == "bce",
