@@ -18,7 +18,7 @@ from craft_modules.training.experiment import (
     eval_loader_options,
     train_loader_options,
 )
-from craft_modules.weights.official import initialise_model
+from craft_modules.weights import initialise, weight_sources
 
 
 def labelled_datasets(hparams, manifests, target_item):
@@ -86,9 +86,7 @@ def fit_classifier(hparams, run_opts, train_set, valid_set, train_options=None):
     sb.Brain
         The trained Brain.
     """
-    initialise_model(
-        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
-    )
+    initialise(hparams["model"], **weight_sources(hparams))
     brain_class = hparams.get("brain_class") or ClassifierBrain
     brain = brain_class(
         modules=hparams["modules"],
