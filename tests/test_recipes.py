@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -501,6 +502,8 @@ def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):
     assert "diverse_pitch" not in text and "stream_checkpoints" not in text
     shutil.rmtree(tmp_path / "diverse_pitch")
     clip = sorted(fsd50k_folder.rglob("*.wav"))[0]
+    from craft_modules.inference.tagger import AudioTagger
+
     from_run, from_hparams = assert_loads_the_same_both_ways(out, out)
     assert from_run.mods.model.freeze_streams and from_run.mods.model.stream_names == [
         "pitch"
@@ -514,6 +517,22 @@ def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):
         assert {e["label"] for e in result["labels"]} <= set(tagger.labels)
     names = [e["display_name"] for e in read(out / "data" / "labels.json")]
     assert from_run.labels == from_hparams.labels == names
+    # A stage-2 run saved before inference.yaml (the model then took the
+    # stage-1 paths) loads from its hyperparams.yaml, the paths dropped.
+    (out / "inference.yaml").unlink()
+    saved = out / "hyperparams.yaml"
+    old = re.sub(
+        r"^(\s+)freeze_streams: (.*)$",
+        r"\1freeze_streams: \2\n\1stream_checkpoints: {pitch: /gone/save}",
+        saved.read_text(),
+        count=1,
+        flags=re.M,
+    )
+    assert "stream_checkpoints: {pitch: /gone/save}" in old
+    saved.write_text(old)
+    legacy = AudioTagger.from_run(str(out))
+    state = legacy.mods.model.state_dict()
+    assert all(torch.equal(state[k], combined[k]) for k in combined)
 
 
 def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_path):

@@ -336,12 +336,20 @@ class AudioTagger(Pretrained):
     def from_run(
         cls, run_folder, device="cpu", checkpoint="auto", fold=None, **hparams
     ):
-        """Loads a recipe run folder.
+        """Loads a recipe run folder, choosing its checkpoint.
+
+        The model and the label names come from the run's ``inference.yaml``
+        (see :mod:`craft_modules.weights.run_folder`); a run folder older
+        than that file is rebuilt from its ``hyperparams.yaml`` (module paths
+        of the flat layout upgraded, see
+        :mod:`craft_modules.weights.legacy_paths`). The weights are those of
+        the checkpoint ``checkpoint`` names; with ``auto`` the same as
+        :meth:`from_hparams`.
 
         Arguments
         ---------
         run_folder : str
-            Output folder of a classification recipe (or one ``fold_N``).
+            Output folder of a recipe (or one ``fold_N``).
         device : str
             ``cpu`` or ``cuda[:N]``.
         checkpoint : str
