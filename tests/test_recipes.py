@@ -194,6 +194,10 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
     log = (tmp_path / "log.txt").read_text()
     assert "Pretrained weights: loaded" in log
     assert ("Balanced sampling" in log) == (fusion == "ast")
+    # The fine-tuned run's inference.yaml needs no pretraining run: the average.
+    text = (tmp_path / "inference.yaml").read_text()
+    assert str(pretrained) not in text and "averager.ckpt" in text
+    assert_loads_the_same_both_ways(tmp_path, tmp_path)
 
 
 @pytest.mark.parametrize("yaml", ["craft", "ast", "swast"])
@@ -263,6 +267,10 @@ def test_esc50_from_an_official_ssast_checkpoint(esc50_folder, tmp_path):
     )
     log = (out / "fold_2" / "log.txt").read_text()
     assert "Official checkpoint: loaded 18 tensors" in log
+    text = (out / "fold_2" / "inference.yaml").read_text()
+    assert checkpoint.name not in text and "init_from" not in text
+    checkpoint.unlink()  # the run holds every weight it was initialised with
+    assert_loads_the_same_both_ways(out, out / "fold_2")
     assert "resized (1): spec_embed.pos_embed" in log
 
 
@@ -606,6 +614,9 @@ def assert_run_tags_and_embeds(run_folder, esc50_folder):
 
     tagger = AudioTagger.from_run(str(run_folder))
     labels = read(run_folder / "data" / "labels.json")
+    fold = sorted(run_folder.glob("fold_*"))[0]
+    assert (fold / "inference.yaml").is_file()
+    assert_loads_the_same_both_ways(run_folder, fold)
     clip = sorted((esc50_folder / "audio").glob("*.wav"))[0]
     (result,) = tagger.tag_files([str(clip)], top_k=2)
     assert {e["label"] for e in result["labels"]} <= set(labels)
