@@ -17,9 +17,11 @@ from craft_modules.features.diverse_streams import (
     Timbre,
     WaveformPatches,
 )
-from craft_modules.models.diverse import (
-    DiverseEmbeddingModel,
-    StreamTransformer,
+from craft_modules.models.diverse import DiverseEmbeddingModel, StreamTransformer
+from craft_modules.weights import initialise
+from craft_modules.weights.streams import (
+    load_neuralogram,
+    load_stream_checkpoints,
     load_stream_state,
 )
 
@@ -117,16 +119,55 @@ def test_neuralogram_windows_and_checkpoint(tmp_path):
     assert any(p.requires_grad for p in neuralogram.parameters())
     path = tmp_path / "neuralogram.pt"
     torch.save(neuralogram.state_dict(), path)
-    loaded = Neuralogram(width=4, embedding_dim=8, checkpoint_path=str(path))
+    loaded = Neuralogram(width=4, embedding_dim=8)
+    load_neuralogram(loaded, str(path))
     neuralogram.eval(), loaded.eval()
     wav = torch.randn(1, SR)
     torch.testing.assert_close(loaded(wav), neuralogram(wav))
     with pytest.raises(FileNotFoundError, match="missing.pt"):
-        Neuralogram(
-            width=4, embedding_dim=8, checkpoint_path=str(tmp_path / "missing.pt")
-        )
+        load_neuralogram(loaded, str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="neuralogram.pt"):
-        Neuralogram(width=8, embedding_dim=8, checkpoint_path=str(path))
+        load_neuralogram(Neuralogram(width=8, embedding_dim=8), str(path))
+
+
+def test_neuralogram_checkpoint_is_loaded_by_the_loading_step_not_the_model(tmp_path):
+    cnn = Neuralogram(width=4, embedding_dim=16)
+    path = tmp_path / "cnn.pt"
+    torch.save(cnn.state_dict(), path)
+    with pytest.raises(ValueError, match="neuralogram_checkpoint"):
+        _tiny_model(
+            ("neuralogram",),
+            stream_options={
+                "neuralogram": {
+                    **SMALL_NEURALOGRAM["neuralogram"],
+                    "checkpoint_path": str(path),
+                }
+            },
+        )
+    model = _tiny_model(("timbre", "neuralogram"), freeze_streams=True)
+    assert not torch.equal(
+        model.streams.neuralogram.feature.cnn[0].weight, cnn.cnn[0].weight
+    )
+    report = initialise(model, neuralogram_checkpoint=str(path))
+    feature = model.streams.neuralogram.feature
+    for key, value in cnn.state_dict().items():
+        assert torch.equal(feature.state_dict()[key], value), key
+    assert "streams.neuralogram.feature.cnn.0.weight" in report.loaded
+    assert not any(p.requires_grad for p in model.streams.parameters())  # still frozen
+    # A model without a neuralogram stream ignores it (ablation), a CRAFT model refuses it.
+    assert (
+        initialise(_tiny_model(("timbre",)), neuralogram_checkpoint=str(path)).loaded
+        == []
+    )
+    from craft_modules.models.craft import CraftClassifier
+
+    with pytest.raises(ValueError, match="diverse model only"):
+        initialise(
+            CraftClassifier(
+                2, fusion="ast", model_size="tiny", depth=1, target_frames=48
+            ),
+            neuralogram_checkpoint=str(path),
+        )
 
 
 def test_stream_registry_gives_frame_counts_that_match_outputs():
@@ -241,30 +282,48 @@ def test_stream_checkpoints_round_trip(tmp_path):
     single = _tiny_model(("timbre",))
     path = tmp_path / "model.ckpt"
     torch.save(single.state_dict(), path)
-    combined = _tiny_model(
-        ("timbre", "waveform"), stream_checkpoints={"timbre": str(path)}
-    )
+    combined = _tiny_model(("timbre", "waveform"))
+    load_stream_checkpoints(combined, {"timbre": str(path)})
     for key, value in single.streams["timbre"].state_dict().items():
         assert torch.equal(combined.streams["timbre"].state_dict()[key], value), key
     assert load_stream_state(str(path), "timbre").keys() == (
         single.streams["timbre"].state_dict().keys()
     )
     with pytest.raises(ValueError, match="no weights for stream 'waveform'"):
-        _tiny_model(("waveform",), stream_checkpoints={"waveform": str(path)})
+        load_stream_checkpoints(_tiny_model(("waveform",)), {"waveform": str(path)})
     with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
-        _tiny_model(
-            ("timbre",), stream_checkpoints={"timbre": str(tmp_path / "nothing.ckpt")}
+        load_stream_checkpoints(
+            _tiny_model(("timbre",)), {"timbre": str(tmp_path / "nothing.ckpt")}
         )
     with pytest.raises(ValueError, match="unknown stream 'pich'"):
-        _tiny_model(("timbre",), stream_checkpoints={"pich": str(path)})
+        load_stream_checkpoints(_tiny_model(("timbre",)), {"pich": str(path)})
     # A stream dropped for an ablation: its checkpoint entry is ignored.
-    dropped = _tiny_model(("timbre",), stream_checkpoints={"pitch": "/not/there"})
-    assert dropped.stream_names == ["timbre"]
+    dropped = _tiny_model(("timbre",))
+    assert load_stream_checkpoints(dropped, {"pitch": "/not/there"}) == []
     wider = DiverseEmbeddingModel(
         3, streams=["timbre"], embed_dim=8, depth=1, num_heads=2
     )
     with pytest.raises(ValueError, match="does not match stream 'timbre'"):
-        wider.load_stream_checkpoints({"timbre": str(path)})
+        load_stream_checkpoints(wider, {"timbre": str(path)})
+
+
+def test_the_model_reads_no_file_and_frozen_streams_stay_frozen_once_loaded(tmp_path):
+    import inspect
+
+    assert (
+        "stream_checkpoints" not in inspect.signature(DiverseEmbeddingModel).parameters
+    )
+    assert "checkpoint_path" not in inspect.signature(Neuralogram).parameters
+    stage1 = _tiny_model(("timbre",))
+    path = tmp_path / "model.ckpt"
+    torch.save(stage1.state_dict(), path)
+    stage2 = _tiny_model(("timbre", "waveform"), freeze_streams=True)
+    report = initialise(stage2, stream_checkpoints={"timbre": str(path)})
+    assert report.loaded and all(k.startswith("streams.timbre.") for k in report.loaded)
+    assert not any(p.requires_grad for p in stage2.streams.parameters())
+    assert all(p.requires_grad for p in stage2.head.parameters())
+    stage2.train()
+    assert not stage2.streams.training and stage2.head.training
 
 
 def test_training_step_of_the_full_model_reaches_every_stream():

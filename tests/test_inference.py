@@ -346,6 +346,9 @@ def test_run_folder_saved_with_the_flat_module_paths_still_loads(
 
     run = tmp_path / "old_run"
     shutil.copytree(esc50_run[0], run)
+    # Runs of that time wrote no inference.yaml: hyperparams.yaml is the route.
+    (run / "fold_1" / "inference.yaml").unlink()
+    (run / "data" / "labels.json").rename(run / "fold_1" / "labels.json")
     saved = run / "fold_1" / "hyperparams.yaml"
     text = saved.read_text()
     flat = text
@@ -356,9 +359,35 @@ def test_run_folder_saved_with_the_flat_module_paths_still_loads(
     saved.write_text(flat)
     old = AudioTagger.from_run(str(run))
     assert type(old.mods.model) is CraftClassifier
+    assert old.labels == tagger.labels  # from labels.json, found in the run folder
     signal = torch.randn(1, 16000)
     with torch.no_grad():
         assert torch.equal(
             old.mods.model(signal, torch.ones(1)),
             tagger.mods.model(signal, torch.ones(1)),
         )
+
+
+def test_run_loads_from_its_inference_yaml_the_speechbrain_way(
+    esc50_run, tagger, tmp_path
+):
+    """Every run writes inference.yaml: from_hparams gives from_run's model and labels."""
+    fold = esc50_run[0] / "fold_1"
+    text = (fold / "inference.yaml").read_text()
+    assert "speechbrain.utils.parameter_transfer.Pretrainer" in text
+    assert str(esc50_run[2]) not in text  # no data (or pretrained) path
+    loaded = AudioTagger.from_hparams(source=str(fold))
+    assert loaded.labels == tagger.labels == esc50_run[1]
+    assert loaded.hparams.checkpoint == tagger.hparams.checkpoint
+    assert loaded.hparams.multilabel is False and loaded.sample_rate == 16000
+    mine, theirs = loaded.mods.model.state_dict(), tagger.mods.model.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    wav = torch.from_numpy(synth_clip([1], 16000, 1.0, seed=5))
+    assert loaded.tag_waveform(wav, 16000) == tagger.tag_waveform(wav, 16000)
+    # from_run reads inference.yaml first: its labels win over the data folder's.
+    run = tmp_path / "relabelled"
+    shutil.copytree(esc50_run[0], run)
+    path = run / "fold_1" / "inference.yaml"
+    path.write_text(text.replace(json.dumps(esc50_run[1]), json.dumps(["x", "y", "z"])))
+    assert AudioTagger.from_run(str(run)).labels == ["x", "y", "z"]

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,9 @@ def test_pretraining_run_gives_embeddings_and_hear(pretrained):
     assert float(ts.max()) < 2000.0 and float(torch.diff(ts[0]).max()) <= 50.0
     scene = hear.get_scene_embeddings(torch.rand(3, 16000) - 0.5, model)
     assert scene.shape == (3, 384) and torch.isfinite(scene).all()
+    # The run's inference.yaml gives the same embedding model, the SpeechBrain way.
+    assert (pretrained / "inference.yaml").is_file()
+    assert_loads_the_same_both_ways(pretrained, pretrained)
 
 
 @pytest.mark.parametrize("fusion", ["craft", "ast", "swast"])
@@ -187,6 +191,10 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
     log = (tmp_path / "log.txt").read_text()
     assert "Pretrained weights: loaded" in log
     assert ("Balanced sampling" in log) == (fusion == "ast")
+    # The fine-tuned run's inference.yaml needs no pretraining run: the average.
+    text = (tmp_path / "inference.yaml").read_text()
+    assert str(pretrained) not in text and "averager.ckpt" in text
+    assert_loads_the_same_both_ways(tmp_path, tmp_path)
 
 
 @pytest.mark.parametrize("yaml", ["craft", "ast", "swast"])
@@ -256,6 +264,10 @@ def test_esc50_from_an_official_ssast_checkpoint(esc50_folder, tmp_path):
     )
     log = (out / "fold_2" / "log.txt").read_text()
     assert "Official checkpoint: loaded 18 tensors" in log
+    text = (out / "fold_2" / "inference.yaml").read_text()
+    assert checkpoint.name not in text and "init_from" not in text
+    checkpoint.unlink()  # the run holds every weight it was initialised with
+    assert_loads_the_same_both_ways(out, out / "fold_2")
     assert "resized (1): spec_embed.pos_embed" in log
 
 
@@ -489,6 +501,43 @@ def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):
     # The frozen stream is the stage-1 stream, unchanged by stage 2.
     assert all(torch.equal(first[k], combined[k]) for k in stream_keys)
     assert not torch.equal(first["head.weight"], combined["head.weight"])
+    # The stage-2 run needs its own folder only: it loads, and tags, once the
+    # stage-1 runs are gone (its inference.yaml names no stage-1 folder).
+    text = (out / "inference.yaml").read_text()
+    assert "diverse_pitch" not in text and "stream_checkpoints" not in text
+    shutil.rmtree(tmp_path / "diverse_pitch")
+    clip = sorted(fsd50k_folder.rglob("*.wav"))[0]
+    from craft_modules.inference.tagger import AudioTagger
+
+    from_run, from_hparams = assert_loads_the_same_both_ways(out, out)
+    assert from_run.mods.model.freeze_streams and from_run.mods.model.stream_names == [
+        "pitch"
+    ]
+    assert torch.equal(
+        from_hparams.mods.model.state_dict()["head.weight"], combined["head.weight"]
+    )
+    for tagger in (from_run, from_hparams):
+        (result,) = tagger.tag_files([str(clip)], top_k=2)
+        assert "error" not in result and len(result["labels"]) == 2
+        assert {e["label"] for e in result["labels"]} <= set(tagger.labels)
+    names = [e["display_name"] for e in read(out / "data" / "labels.json")]
+    assert from_run.labels == from_hparams.labels == names
+    # A stage-2 run saved before inference.yaml (the model then took the
+    # stage-1 paths) loads from its hyperparams.yaml, the paths dropped.
+    (out / "inference.yaml").unlink()
+    saved = out / "hyperparams.yaml"
+    old = re.sub(
+        r"^(\s+)freeze_streams: (.*)$",
+        r"\1freeze_streams: \2\n\1stream_checkpoints: {pitch: /gone/save}",
+        saved.read_text(),
+        count=1,
+        flags=re.M,
+    )
+    assert "stream_checkpoints: {pitch: /gone/save}" in old
+    saved.write_text(old)
+    legacy = AudioTagger.from_run(str(out))
+    state = legacy.mods.model.state_dict()
+    assert all(torch.equal(state[k], combined[k]) for k in combined)
 
 
 def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_path):
@@ -523,9 +572,36 @@ def test_diverse_yamls_in_esc50_and_audioset(esc50_folder, audioset_folder, tmp_
     )
     results = read(tmp_path / "as" / "results.json")
     assert 0.0 <= results["mAP"] <= 1.0 and len(results["model"]["streams"]) == 4
+    # A weight-averaged run: inference.yaml loads the average, as from_run does.
+    assert "averager.ckpt" in (tmp_path / "as" / "inference.yaml").read_text()
+    from_run, _ = assert_loads_the_same_both_ways(tmp_path / "as", tmp_path / "as")
+    assert from_run.hparams.checkpoint.startswith("average of")
 
 
 TINY_CLAR = ["--widths=[8,8,16,16]"]
+
+
+def assert_loads_the_same_both_ways(run_folder, experiment_folder):
+    """``from_run`` and ``from_hparams`` (inference.yaml) give the same weights and outputs."""
+    from craft_modules.inference.tagger import AudioTagger
+
+    from_run = AudioTagger.from_run(str(run_folder))
+    from_hparams = AudioTagger.from_hparams(source=str(experiment_folder))
+    one, two = from_run.mods.model.state_dict(), from_hparams.mods.model.state_dict()
+    assert one.keys() == two.keys()
+    if from_run.hparams.checkpoint.endswith("(embeddings only)"):
+        one = {
+            k: v for k, v in one.items() if not k.startswith("mlp_head.")
+        }  # new head
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert from_run.labels == from_hparams.labels
+    assert from_run.hparams.multilabel == from_hparams.hparams.multilabel
+    assert from_run.sample_rate == from_hparams.sample_rate
+    wav = torch.rand(1, 16000) - 0.5
+    torch.testing.assert_close(
+        from_run.encode_batch(wav), from_hparams.encode_batch(wav)
+    )
+    return from_run, from_hparams
 
 
 def assert_run_tags_and_embeds(run_folder, esc50_folder):
@@ -535,6 +611,9 @@ def assert_run_tags_and_embeds(run_folder, esc50_folder):
 
     tagger = AudioTagger.from_run(str(run_folder))
     labels = read(run_folder / "data" / "labels.json")
+    fold = sorted(run_folder.glob("fold_*"))[0]
+    assert (fold / "inference.yaml").is_file()
+    assert_loads_the_same_both_ways(run_folder, fold)
     clip = sorted((esc50_folder / "audio").glob("*.wav"))[0]
     (result,) = tagger.tag_files([str(clip)], top_k=2)
     assert {e["label"] for e in result["labels"]} <= set(labels)

@@ -31,8 +31,6 @@ import torch
 import torchaudio
 from torch import nn
 
-from craft_modules.weights.transfer import load_state_dict_file
-
 
 def _ms_to_samples(ms, sample_rate):
     """Rounds a duration in milliseconds to a positive number of samples."""
@@ -398,7 +396,9 @@ class Neuralogram(nn.Module):
     2, 4, 4 and 8 times ``width``, strides 1, 2, 1, 2), global average
     pooling and a linear layer to ``embedding_dim``. A 1 s chunk gives 9
     windows. The paper's neuralogram comes from a pretrained MobileNet; here
-    the CNN is trained with the stream (or loaded from ``checkpoint_path``).
+    the CNN is trained with the stream, or loaded after construction by
+    :func:`craft_modules.weights.streams.load_neuralogram` (the recipes'
+    ``neuralogram_checkpoint``).
 
     Arguments
     ---------
@@ -422,9 +422,6 @@ class Neuralogram(nn.Module):
         Lowest mel edge in Hz.
     f_max : float, optional
         Highest mel edge in Hz; None means Nyquist.
-    checkpoint_path : str, optional
-        A local file holding this module's ``state_dict()`` (or a dict with
-        that under "state_dict"); loaded strictly at construction.
     freeze : bool
         If True, the CNN's parameters get no gradient and it stays in eval
         mode (its BatchNorm statistics are not updated).
@@ -448,7 +445,6 @@ class Neuralogram(nn.Module):
         width=16,
         f_min=60.0,
         f_max=None,
-        checkpoint_path=None,
         freeze=False,
     ):
         super().__init__()
@@ -489,39 +485,10 @@ class Neuralogram(nn.Module):
             nn.Linear(channels[-1], int(embedding_dim)),
         )
         self.feature_dim = int(embedding_dim)
-        self.checkpoint_path = checkpoint_path
-        if checkpoint_path is not None:
-            self.load_checkpoint(checkpoint_path)
         self.freeze = bool(freeze)
         if self.freeze:
             self.requires_grad_(False)
             self.eval()
-
-    def load_checkpoint(self, path):
-        """Loads this module's weights from a local file (strict).
-
-        Arguments
-        ---------
-        path : str
-            File saved with ``torch.save(neuralogram.state_dict(), path)``
-            (or a dict with that under "state_dict").
-
-        Raises
-        ------
-        FileNotFoundError
-            If the file does not exist.
-        ValueError
-            If it is not a state dict of this architecture (missing,
-            unexpected or mis-shaped keys).
-        """
-        state = load_state_dict_file(path)
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(
-                f"Neuralogram checkpoint {path} does not match this architecture "
-                f"(n_mels, width, embedding_dim...): {err}"
-            ) from err
 
     def train(self, mode=True):
         """Sets the training mode; a frozen neuralogram stays in eval mode."""

@@ -1,11 +1,14 @@
 """Using a trained recipe run: tagging and embeddings for files or waveforms.
 
-:class:`AudioTagger` loads a run folder written by a classification recipe
+:class:`AudioTagger` loads a run folder written by a recipe
 (``recipes/ESC50/train.py``, ``recipes/AudioSet/train.py`` ...): its
-``hyperparams.yaml`` rebuilds the model, its ``save/`` folder gives the
-weights (the weight average when the run used one, else the best checkpoint
-by the run's metric) and the label names come from the run's ``labels.json``
-(or the preparation folder). It follows SpeechBrain's inference interfaces
+``inference.yaml`` (:mod:`craft_modules.weights.run_folder`, written by every
+training run) rebuilds the model and gives the label names, its ``save/``
+folder the weights (the weight average when the run used one, else the best
+checkpoint by the run's metric). :meth:`AudioTagger.from_hparams` loads
+``inference.yaml`` the SpeechBrain way (its ``pretrainer``);
+:meth:`AudioTagger.from_run` also lets one choose the checkpoint, and loads
+run folders older than ``inference.yaml`` from their ``hyperparams.yaml``. It follows SpeechBrain's inference interfaces
 (:class:`speechbrain.inference.interfaces.Pretrained`: ``classify_batch``,
 ``classify_file``, ``encode_batch``) and adds what tagging needs:
 
@@ -33,7 +36,6 @@ Authors
 """
 
 import glob
-import json
 import math
 import os
 import re
@@ -42,10 +44,16 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.audio import AudioLoadError, get_resampler, load_audio
-from craft_modules.weights.legacy_paths import upgrade_paths
+from craft_modules.weights.legacy_paths import drop_loading_arguments, upgrade_paths
+from craft_modules.weights.run_folder import (
+    INFERENCE_YAML,
+    PRETRAINING_LABELS,
+    label_names,
+)
 
 logger = get_logger(__name__)
 
@@ -136,6 +144,12 @@ def _strip_training_entries(text):
 def load_run_hparams(run_folder):
     """Rebuilds a run's hyperparameters (model included) from its hyperparams.yaml.
 
+    The route of run folders without an ``inference.yaml`` (trained before
+    runs wrote one): module paths of the flat layout are upgraded and
+    constructor arguments that used to load weights (the diverse model's
+    ``stream_checkpoints``, a neuralogram's ``checkpoint_path``) are dropped,
+    the run's own checkpoint holding every weight.
+
     Arguments
     ---------
     run_folder : str
@@ -147,7 +161,9 @@ def load_run_hparams(run_folder):
     """
     path = os.path.join(run_folder, "hyperparams.yaml")
     with open(path, encoding="utf-8") as fin:
-        text = upgrade_paths(_strip_training_entries(fin.read()))
+        text = drop_loading_arguments(
+            upgrade_paths(_strip_training_entries(fin.read()))
+        )
     try:
         hparams = load_hyperpyyaml(text)
     except Exception as err:
@@ -155,46 +171,6 @@ def load_run_hparams(run_folder):
     if "model" not in hparams:
         raise ValueError(f"{path} has no 'model' entry")
     return hparams
-
-
-def label_names(run_folder, hparams):
-    """The run's label names in output order.
-
-    Looks for ``labels.json`` in the run folder, its parent's ``data/``
-    folder (ESC-50 folds) and the run's ``prepare_folder``. AudioSet-style
-    entries (``{"mid", "display_name"}``) give their display name.
-
-    Arguments
-    ---------
-    run_folder : str
-        Experiment folder.
-    hparams : dict
-        Its hyperparameters.
-
-    Returns
-    -------
-    list of str
-    """
-    candidates = [
-        os.path.join(run_folder, "labels.json"),
-        os.path.join(run_folder, "data", "labels.json"),
-        os.path.join(os.path.dirname(run_folder.rstrip(os.sep)), "data", "labels.json"),
-    ]
-    if hparams.get("prepare_folder"):
-        candidates.append(os.path.join(hparams["prepare_folder"], "labels.json"))
-    for path in candidates:
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as fin:
-                entries = json.load(fin)
-            names = []
-            for i, entry in enumerate(entries):
-                if isinstance(entry, dict):
-                    entry = entry.get("display_name") or entry.get("mid")
-                names.append(str(entry) if entry is not None else f"class_{i}")
-            return names
-    n_classes = int(hparams.get("n_classes", 0))
-    logger.warning("No labels.json found for %s; using class indices", run_folder)
-    return [f"class_{i}" for i in range(n_classes)]
 
 
 def embedding_model_from_pretrainer(pretrainer):
@@ -260,6 +236,38 @@ def embedding_model_from_pretrainer(pretrainer):
     if report.missing or report.resized:
         raise ValueError(f"the pretraining backbone did not transfer exactly: {report}")
     return model.eval()
+
+
+def load_inference_hparams(run_folder):
+    """Builds a run's ``inference.yaml`` (the model, untrained, and its settings).
+
+    Arguments
+    ---------
+    run_folder : str
+        Experiment folder holding ``inference.yaml``.
+
+    Returns
+    -------
+    dict
+        ``model``, ``labels``, ``sample_rate``, ``clip_duration``,
+        ``multilabel``, ``metric``, ``weight_averaging``, ... (the
+        ``pretrainer`` is built, not run).
+    """
+    path = os.path.join(run_folder, INFERENCE_YAML)
+    with open(path, encoding="utf-8") as fin:
+        try:
+            return load_hyperpyyaml(fin, {"run_folder": os.path.abspath(run_folder)})
+        except Exception as err:
+            raise ValueError(f"cannot rebuild the model from {path}: {err}") from err
+
+
+def _pretraining_embedder(model, settings):
+    """A pretraining run's model turned into an embedding model, with its settings."""
+    settings = {**settings, "labels": list(PRETRAINING_LABELS), "multilabel": True}
+    settings["checkpoint"] = (
+        settings.get("checkpoint", "") + ", pretraining backbone (embeddings only)"
+    )
+    return embedding_model_from_pretrainer(model), settings
 
 
 def _choose_checkpoint(save_folder, recoverables, choice, metric, averager):
@@ -330,12 +338,20 @@ class AudioTagger(Pretrained):
     def from_run(
         cls, run_folder, device="cpu", checkpoint="auto", fold=None, **hparams
     ):
-        """Loads a recipe run folder.
+        """Loads a recipe run folder, choosing its checkpoint.
+
+        The model and the label names come from the run's ``inference.yaml``
+        (see :mod:`craft_modules.weights.run_folder`); a run folder older
+        than that file is rebuilt from its ``hyperparams.yaml`` (module paths
+        of the flat layout upgraded, see
+        :mod:`craft_modules.weights.legacy_paths`). The weights are those of
+        the checkpoint ``checkpoint`` names; with ``auto`` the same as
+        :meth:`from_hparams`.
 
         Arguments
         ---------
         run_folder : str
-            Output folder of a classification recipe (or one ``fold_N``).
+            Output folder of a recipe (or one ``fold_N``).
         device : str
             ``cpu`` or ``cuda[:N]``.
         checkpoint : str
@@ -356,11 +372,19 @@ class AudioTagger(Pretrained):
             raise RunFolderError(
                 f"run folder {folder!r} has no checkpoint in {save_folder!r}"
             )
-        run = load_run_hparams(folder)
+        if os.path.isfile(os.path.join(folder, INFERENCE_YAML)):
+            run = load_inference_hparams(folder)
+            averager = None
+            if run.get("weight_averaging"):
+                from craft_modules.training.averaging import WeightAverager
+
+                averager = WeightAverager()
+        else:  # a run folder older than inference.yaml
+            run = load_run_hparams(folder)
+            averager = (
+                run.get("weight_averager") if run.get("use_weight_averaging") else None
+            )
         model = run["model"]
-        averager = (
-            run.get("weight_averager") if run.get("use_weight_averaging") else None
-        )
         recoverables = {"model": model}
         if averager is not None:
             recoverables["averager"] = averager
@@ -369,31 +393,102 @@ class AudioTagger(Pretrained):
         )
         if averager is not None and source.startswith("average"):
             averager.apply_to(model)
-        if hasattr(model, "mask_patch"):  # a pretraining run: embeddings only
-            model = embedding_model_from_pretrainer(model)
-            run = {**run, "loss": "bce"}
-            labels = ["(pretraining run: no labels)"]
-            source += ", pretraining backbone (embeddings only)"
+        pretraining = hasattr(model, "mask_patch")  # embeddings only
+        if "labels" in run or pretraining:
+            labels, multilabel = list(run.get("labels", [])), run.get("multilabel")
         else:
             labels = label_names(folder, run)
+            multilabel = run.get("loss", "ce") == "bce"
+        settings = {
+            "sample_rate": int(run.get("sample_rate", 16000)),
+            "clip_duration": float(run["clip_duration"]),
+            "labels": labels,
+            "multilabel": bool(multilabel),
+            "run_folder": folder,
+            "checkpoint": source,
+        }
+        if pretraining:
+            model, settings = _pretraining_embedder(model, settings)
+        cls._check_outputs(folder, model, settings["labels"])
+        settings.update(hparams)
+        logger.info("Loaded %s (%s)", folder, settings["checkpoint"])
+        return cls(
+            modules={"model": model}, hparams=settings, run_opts={"device": device}
+        )
+
+    @classmethod
+    def from_hparams(
+        cls,
+        source,
+        hparams_file=INFERENCE_YAML,
+        savedir=None,
+        device="cpu",
+        overrides=None,
+        **kwargs,
+    ):
+        """Loads a run folder's ``inference.yaml`` the SpeechBrain way.
+
+        :meth:`speechbrain.inference.interfaces.Pretrained.from_hparams`
+        builds the model from the file and its ``pretrainer`` loads the
+        checkpoint the run chose (see :mod:`craft_modules.weights.run_folder`).
+        Only local folders are read (nothing is downloaded), and with the
+        default ``savedir=None`` nothing is written: the files are used
+        where they are.
+
+        Arguments
+        ---------
+        source : str
+            The run's experiment folder (with ``inference.yaml`` and ``save/``).
+        hparams_file : str
+            The file in ``source`` to load.
+        savedir : str, optional
+            Where SpeechBrain should link the files (None: nowhere).
+        device : str
+            ``cpu`` or ``cuda[:N]`` (unless ``run_opts`` is given).
+        overrides : dict, optional
+            Overrides of the file's keys (``run_folder`` is set to ``source``).
+        **kwargs : dict
+            More arguments of SpeechBrain's ``from_hparams`` (``run_opts`` ...).
+
+        Returns
+        -------
+        AudioTagger
+        """
+        folder = os.fspath(source)
+        if not os.path.isdir(folder):
+            raise RunFolderError(f"run folder {folder!r} does not exist")
+        if not os.path.isfile(os.path.join(folder, hparams_file)):
+            raise RunFolderError(
+                f"{folder!r} has no {hparams_file} (runs trained before it was "
+                "written load with AudioTagger.from_run)"
+            )
+        overrides = {"run_folder": os.path.abspath(folder), **(overrides or {})}
+        kwargs.setdefault("run_opts", {"device": device})
+        kwargs.setdefault("fetch_config", FetchConfig(allow_network=False))
+        tagger = super().from_hparams(
+            source=folder,
+            hparams_file=hparams_file,
+            savedir=savedir,
+            overrides=overrides,
+            **kwargs,
+        )
+        model = tagger.mods.model
+        if hasattr(model, "mask_patch"):  # a pretraining run: embeddings only
+            model, settings = _pretraining_embedder(model, vars(tagger.hparams))
+            return cls(
+                modules={"model": model}, hparams=settings, run_opts=kwargs["run_opts"]
+            )
+        cls._check_outputs(folder, model, tagger.labels)
+        return tagger
+
+    @staticmethod
+    def _check_outputs(folder, model, labels):
+        """The model's output count must match the label names."""
         n_out = getattr(model, "n_classes", len(labels))
         if len(labels) != n_out:
             raise ValueError(
                 f"{folder}: the model has {n_out} outputs but {len(labels)} label names"
             )
-        settings = {
-            "sample_rate": int(run.get("sample_rate", 16000)),
-            "clip_duration": float(run["clip_duration"]),
-            "labels": labels,
-            "multilabel": run.get("loss", "ce") == "bce",
-            "run_folder": folder,
-            "checkpoint": source,
-        }
-        settings.update(hparams)
-        logger.info("Loaded %s (%s)", folder, source)
-        return cls(
-            modules={"model": model}, hparams=settings, run_opts={"device": device}
-        )
 
     # --- properties ---------------------------------------------------------
     @property

@@ -7,15 +7,15 @@ MFCC timbre, waveform patches, neuralogram) gets its own small transformer,
 chunk with every stream, concatenates the stream embeddings and classifies
 each chunk with one linear layer; a clip's prediction is the mean over its
 chunks. The paper trains each stream on its own, then freezes them and
-trains the linear head on the concatenation: ``freeze_streams`` and
-``stream_checkpoints`` do that.
+trains the linear head on the concatenation: ``freeze_streams`` here, and
+the loading of the stage-1 streams in :mod:`craft_modules.weights.streams`
+(the recipes' ``stream_checkpoints``), do that.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
 import math
-import os
 
 import torch
 from torch import nn
@@ -23,10 +23,6 @@ from torch import nn
 from craft_modules.features.diverse_streams import STREAMS
 from craft_modules.models.inputs import check_waveform_batch, valid_samples
 from craft_modules.nn.transformer import ViTEncoder
-from craft_modules.weights.transfer import find_checkpoint_file, load_state_dict_file
-
-#: A single-stream run's best checkpoint is chosen by these (first recorded).
-STAGE1_METRICS = ("mAP", "accuracy")
 
 
 class StreamTransformer(nn.Module):
@@ -225,68 +221,6 @@ def parse_streams(streams):
     return names
 
 
-def load_stream_state(path, name):
-    """Reads one stream's weights from a checkpoint of a DiverseEmbeddingModel.
-
-    The format is a ``state_dict()`` of a :class:`DiverseEmbeddingModel`
-    (e.g. SpeechBrain's ``model.ckpt`` of a single-stream run, or
-    ``torch.save(model.state_dict(), path)``), possibly under a
-    "state_dict" key or with DDP's ``module.`` prefix: the keys
-    ``streams.<name>.*`` are taken, the rest (other streams, the head) are
-    ignored.
-
-    Arguments
-    ---------
-    path : str
-        The checkpoint file, or a run, ``save`` or ``CKPT+`` folder (its
-        best ``model.ckpt`` by mAP or accuracy, else the newest, see
-        :func:`craft_modules.weights.transfer.find_checkpoint_file`).
-    name : str
-        The stream whose weights are wanted.
-
-    Returns
-    -------
-    dict
-        The stream's state dict, keys without the ``streams.<name>.`` prefix.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        If it is not a state dict or has no ``streams.<name>.`` keys.
-
-    Example
-    -------
-    >>> path = str(getfixture("tmp_path") / "model.ckpt")
-    >>> torch.save({"streams.pitch.proj.bias": torch.zeros(2), "head.bias": 1}, path)
-    >>> load_stream_state(path, "pitch")
-    {'proj.bias': tensor([0., 0.])}
-    """
-    path = os.fspath(path)
-    try:  # a file, or a run / save / CKPT+ folder: its newest model.ckpt
-        path = find_checkpoint_file(path, max_key=STAGE1_METRICS)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f"checkpoint for stream '{name}' not found: {path} ({err})"
-        ) from err
-    state = load_state_dict_file(path)  # also drops DDP's "module." prefixes
-    prefix = f"streams.{name}."
-    sub = {}
-    for key, value in state.items():
-        if key.startswith(prefix):
-            sub[key[len(prefix) :]] = value
-    if not sub:
-        found = sorted(
-            {key.split(".")[1] for key in state if key.startswith("streams.")}
-        )
-        raise ValueError(
-            f"checkpoint {path} has no weights for stream '{name}' (no "
-            f"'{prefix}*' keys; streams found: {found or 'none'})"
-        )
-    return sub
-
-
 class DiverseEmbeddingModel(nn.Module):
     """Per-stream transformers on 1 s chunks, concatenated into a linear head.
 
@@ -331,11 +265,10 @@ class DiverseEmbeddingModel(nn.Module):
         Sample rate of the input waveforms.
     freeze_streams : bool
         If True, the stream transformers get no gradient and stay in eval
-        mode (only the head trains): the paper's second stage.
-    stream_checkpoints : dict, optional
-        ``{stream name: checkpoint path}``; each listed stream's weights are
-        loaded from a checkpoint of a model that has that stream (see
-        :func:`load_stream_state`), before freezing.
+        mode (only the head trains): the paper's second stage. The model
+        reads no file: the stage-1 weights are loaded afterwards by
+        :func:`craft_modules.weights.streams.load_stream_checkpoints` (the
+        recipes' ``stream_checkpoints``), which keeps the streams frozen.
     stream_options : dict, optional
         ``{stream name: dict of keyword arguments}`` for the feature classes,
         e.g. ``{"pitch": {"top_k": 8}, "neuralogram": {"width": 32}}``.
@@ -373,7 +306,6 @@ class DiverseEmbeddingModel(nn.Module):
         chunk_seconds=1.0,
         sample_rate=16000,
         freeze_streams=False,
-        stream_checkpoints=None,
         stream_options=None,
         mlp_ratio=4.0,
     ):
@@ -385,6 +317,12 @@ class DiverseEmbeddingModel(nn.Module):
         if self.chunk_samples < 1:
             raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
         stream_options = dict(stream_options or {})
+        if "checkpoint_path" in stream_options.get("neuralogram", {}):
+            raise ValueError(
+                "the neuralogram's checkpoint_path is not a constructor option: "
+                "set the recipe's neuralogram_checkpoint (loaded by "
+                "craft_modules.weights.streams.load_neuralogram)"
+            )
         unknown = sorted(set(stream_options) - set(STREAMS))
         if unknown:  # options of known but unused streams are ignored (ablations)
             raise ValueError(
@@ -407,48 +345,10 @@ class DiverseEmbeddingModel(nn.Module):
         self.head_input_dim = len(self.stream_names) * self.embed_dim
         self.n_classes = int(n_classes)
         self.head = nn.Linear(self.head_input_dim, self.n_classes)
-        self.load_stream_checkpoints(stream_checkpoints or {})
         self.freeze_streams = bool(freeze_streams)
         if self.freeze_streams:
             self.streams.requires_grad_(False)
             self.streams.eval()
-
-    def load_stream_checkpoints(self, stream_checkpoints):
-        """Loads stream weights from single-stream (or any) model checkpoints.
-
-        Arguments
-        ---------
-        stream_checkpoints : dict
-            ``{stream name: path}``; see :func:`load_stream_state`. A None
-            or empty path leaves that stream as it is; entries for streams
-            this model does not use are ignored (ablations).
-
-        Raises
-        ------
-        ValueError
-            If a name is not a known stream, or a checkpoint
-            does not hold matching weights for it.
-        FileNotFoundError
-            If a file does not exist.
-        """
-        for name, path in dict(stream_checkpoints).items():
-            if path is None or path == "":
-                continue  # a YAML template may leave a stream unset
-            if name not in STREAMS:
-                raise ValueError(
-                    f"stream_checkpoints names unknown stream '{name}': choose from "
-                    f"{sorted(STREAMS)}"
-                )
-            if name not in self.streams:
-                continue  # a stream dropped for an ablation (like stream_options)
-            state = load_stream_state(path, name)
-            try:
-                self.streams[name].load_state_dict(state, strict=True)
-            except RuntimeError as err:
-                raise ValueError(
-                    f"checkpoint {path} does not match stream '{name}' of this "
-                    f"model (embed_dim, depth, feature options?): {err}"
-                ) from err
 
     def train(self, mode=True):
         """Sets the training mode; frozen streams stay in eval mode."""

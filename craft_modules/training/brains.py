@@ -45,6 +45,7 @@ from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metr
 from craft_modules.training.compile import compile_in_place
 from craft_modules.training.loaders import loader_worker_options
 from craft_modules.training.precision import resolve_precision
+from craft_modules.weights.run_folder import write_run_inference_yaml
 
 logger = get_logger(__name__)
 
@@ -154,6 +155,28 @@ class CraftBrain(sb.Brain):
         self._nonfinite = None
         self._shown_loss = 0.0
         self._zero_weight = False
+
+    def on_fit_start(self):
+        """SpeechBrain's start of fitting; a resumed run's inference.yaml is refreshed."""
+        super().on_fit_start()
+        self.write_inference_yaml()
+
+    def write_inference_yaml(self):
+        """Writes the run's ``inference.yaml`` next to ``hyperparams.yaml`` (main process).
+
+        Called after every end-of-epoch checkpoint, so it always names the
+        checkpoint the run would be used with (the weight average, else the
+        best by ``metric``); see :mod:`craft_modules.weights.run_folder`.
+        Brains without a checkpointer or an experiment folder write nothing.
+        """
+        hparams = vars(getattr(self, "hparams", None) or SimpleNamespace())
+        folder = hparams.get("experiment_folder") or hparams.get("output_folder")
+        if self.checkpointer is None or not folder or not if_main_process():
+            return
+        try:
+            write_run_inference_yaml(folder, hparams, self.checkpointer)
+        except (OSError, KeyError, ValueError) as err:  # training goes on without it
+            logger.warning("No inference.yaml written in %s: %s", folder, err)
 
     def _compile(self):
         """``compile: True`` compiles each model's encoder in place (eager by default).
@@ -462,6 +485,7 @@ class PretrainBrain(CraftBrain):
                     else {"min_keys": [monitor]}
                 ),
             )
+            self.write_inference_yaml()
         else:
             self.test_stats = stats
             self.hparams.train_logger.log_stats(
@@ -567,6 +591,7 @@ class ClassifierBrain(CraftBrain):
                 max_keys=[key],
                 num_to_keep=getattr(self.hparams, "keep_checkpoints", 1),
             )
+            self.write_inference_yaml()
         else:
             self.test_metrics = metrics
             self.test_predictions = predictions

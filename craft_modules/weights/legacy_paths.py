@@ -5,6 +5,10 @@ Until December 2026 the package was flat (``craft_modules.models``,
 the ``hyperparams.yaml`` it was trained with, so its ``!new:`` / ``!name:``
 tags still name the flat modules. :func:`upgrade_paths` rewrites them to the
 current modules before the YAML is loaded, so such a run folder still loads.
+Models used to load weights in their constructors (the diverse model's
+``stream_checkpoints``, the neuralogram's ``checkpoint_path``);
+:func:`drop_loading_arguments` removes those arguments, the run's own
+checkpoint holding all of its weights.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -12,8 +16,11 @@ Authors
 
 import functools
 import importlib.util
+import io
 import pkgutil
 import re
+
+import ruamel.yaml
 
 # Flat module (before) -> module now.
 MODULES = {
@@ -137,3 +144,71 @@ def upgrade_paths(text):
     'model: !new:craft_modules.models.craft.CraftClassifier'
     """
     return _PATH.sub(upgrade_path, text)
+
+
+#: Constructor arguments that loaded files, by model class (last path part).
+LOADING_ARGUMENTS = {"DiverseEmbeddingModel": ("stream_checkpoints",)}
+
+
+def drop_loading_arguments(text):
+    """Removes the constructor arguments that used to read weight files.
+
+    Arguments
+    ---------
+    text : str
+        A ``hyperparams.yaml`` (references resolved, as SpeechBrain saves it).
+
+    Returns
+    -------
+    str
+        The text without the diverse model's ``stream_checkpoints`` and the
+        neuralogram's ``stream_options`` ``checkpoint_path``; unchanged when
+        it has neither.
+
+    Example
+    -------
+    >>> old = '''model: !new:craft_modules.models.diverse.DiverseEmbeddingModel
+    ...   n_classes: 2
+    ...   stream_checkpoints: {pitch: /runs/pitch/save}
+    ...   stream_options: {neuralogram: {width: 4, checkpoint_path: /cnn.pt}}
+    ... '''
+    >>> print(drop_loading_arguments(old).strip())
+    model: !new:craft_modules.models.diverse.DiverseEmbeddingModel
+      n_classes: 2
+      stream_options: {neuralogram: {width: 4}}
+    """
+    if "stream_checkpoints" not in text and "checkpoint_path" not in text:
+        return text
+    yaml = ruamel.yaml.YAML()
+    tree = yaml.load(text)
+    changed = False
+    for node in _tagged_maps(tree):
+        tag = node.tag.value or ""
+        for argument in LOADING_ARGUMENTS.get(tag.rsplit(".", 1)[-1], ()):
+            changed |= node.pop(argument, None) is not None or argument in node
+        options = node.get("stream_options") if "Diverse" in tag else None
+        if isinstance(options, dict) and isinstance(options.get("neuralogram"), dict):
+            changed |= options["neuralogram"].pop("checkpoint_path", None) is not None
+    if not changed:
+        return text
+    out = io.StringIO()
+    yaml.dump(tree, out)
+    return out.getvalue()
+
+
+def _tagged_maps(node, seen=None):
+    """Every mapping with a ``!new:`` tag in a ruamel tree (each once)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, dict):
+        if (getattr(getattr(node, "tag", None), "value", None) or "").startswith(
+            "!new:"
+        ):
+            yield node
+        for value in node.values():
+            yield from _tagged_maps(value, seen)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _tagged_maps(value, seen)

@@ -51,7 +51,6 @@ from speechbrain.utils.logger import get_logger
 
 from craft_modules.weights.transfer import (
     LoadReport,
-    load_pretrained,
     load_state_dict_file,
     resize_pos_embed,
     strip_module_prefix,
@@ -318,8 +317,8 @@ def is_official_state_dict(state):
     return any(k.split("module.", 1)[-1].startswith("v.") for k in state)
 
 
-def initialise_model(model, path, init_from=""):
-    """The recipes' ``pretrained_path`` / ``init_from`` switch.
+def initialise_model(model, path, init_from="", **streams):
+    """The recipes' ``pretrained_path`` / ``init_from`` switch (see :func:`initialise`).
 
     Arguments
     ---------
@@ -331,17 +330,14 @@ def initialise_model(model, path, init_from=""):
     init_from : str
         ``""`` (a pretraining or fine-tuning run of this project), ``ssast``
         or ``ast`` (official checkpoint files).
+    **streams : dict
+        ``stream_checkpoints`` / ``neuralogram_checkpoint`` of a diverse model.
 
     Returns
     -------
     LoadReport or None
-        None when ``path`` is empty.
+        None when no source is given.
     """
-    if not path:
-        return None
-    init_from = str(init_from or "").lower()
-    if init_from in ("ssast", "ast"):
-        return load_official(model, path)
-    if init_from:
-        raise ValueError(f"init_from must be '', 'ssast' or 'ast', got {init_from!r}")
-    return load_pretrained(model, path)
+    from craft_modules.weights.loading import initialise
+
+    return initialise(model, path, init_from, **streams)
