@@ -16,7 +16,7 @@ of its YAML, which :func:`weight_sources` reads and :func:`initialise` loads:
 
 A trained run holds all of its weights in its own checkpoint, so its
 ``inference.yaml`` names none of these
-(:mod:`craft_modules.weights.inference_yaml`).
+(:mod:`craft_modules.weights.run_folder`).
 
 Authors
  * CRAFT for SpeechBrain contributors 2026

@@ -39,7 +39,7 @@ from craft_modules.training.experiment import (
 )
 from craft_modules.training.loaders import eval_loader_options, train_loader_options
 from craft_modules.training.results import describe_model, write_results
-from craft_modules.weights.official import initialise_model
+from craft_modules.weights.loading import initialise, weight_sources
 
 
 def fold_manifests(manifest_path, fold):
@@ -75,9 +75,7 @@ def run_fold(hparams_file, run_opts, overrides, fold, manifest_path):
     )
 
     # The starting point: a pretraining run, an official checkpoint or scratch.
-    initialise_model(
-        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
-    )
+    initialise(hparams["model"], **weight_sources(hparams))
     brain_class = hparams.get("brain_class") or ClassifierBrain
     brain = brain_class(
         modules=hparams["modules"],

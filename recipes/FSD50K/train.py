@@ -38,7 +38,7 @@ from craft_modules.training.experiment import (
 )
 from craft_modules.training.loaders import eval_loader_options, train_loader_options
 from craft_modules.training.results import multilabel_results, write_results
-from craft_modules.weights.official import initialise_model
+from craft_modules.weights.loading import initialise, weight_sources
 
 
 def main():
@@ -71,9 +71,7 @@ def main():
     num_workers = hparams.get("num_workers", 0)
 
     # The starting point and the Brain.
-    initialise_model(
-        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
-    )
+    initialise(hparams["model"], **weight_sources(hparams))
     brain_class = hparams.get("brain_class") or ClassifierBrain
     brain = brain_class(
         modules=hparams["modules"],
