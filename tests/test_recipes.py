@@ -677,7 +677,7 @@ def test_esc50_clar_trains_with_speechbrain_augmenters_in_the_view_slot(
         "--batch_size=4",
         f"--augmentation={{augmentations: [{augmenter}]}}",
         *TINY_CLAR,
-        *TINY,
+        *QUICK,
     )
     saved = (tmp_path / "fold_1" / "hyperparams.yaml").read_text()
     assert "speechbrain.augment.augmenter.Augmenter" in saved
