@@ -322,6 +322,7 @@ def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_
                 "--n_bottlenecks=4",
                 f"--pretrained_path={tmp_path / 'pre'}",
                 "--balanced_sampling=True",  # SpeechBrain wraps it per rank
+                "--weight_averaging_start=1",  # the one epoch is averaged
             ],
         ),
     ]:
