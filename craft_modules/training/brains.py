@@ -601,8 +601,9 @@ class ClassifierBrain(CraftBrain):
 
         The weight-averaging range is checked first (an error naming
         ``weight_averaging_start`` and ``number_of_epochs`` when no epoch
-        would be averaged). A resumed run recovers its checkpoint here, and its ``history`` from
-        ``epoch_metrics.json``; an epoch trained again replaces its entry.
+        would be averaged). A resumed run recovers its checkpoint here, and
+        its ``history`` from ``epoch_metrics.json``; an epoch trained again
+        replaces its entry.
         """
         self._check_weight_averaging()
         super().on_fit_start()
