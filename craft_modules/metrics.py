@@ -13,6 +13,10 @@ disjoint share of the evaluation set and :class:`PredictionCollector` gathers
 the predictions of all ranks, so that every rank computes the statistics on
 the whole set, each clip counted exactly once.
 :func:`save_confusion_matrix` writes a confusion matrix as JSON and PNG.
+:func:`save_predictions` and :func:`load_predictions` write and read the
+per-clip scores of an evaluation (``eval_predictions.npz``), which
+``recipes/AudioSet/ensemble.py`` averages over runs as SSAST/AST's ensembles
+do (YuanGongND/ast ``egs/audioset/ensemble.py``).
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -21,9 +25,11 @@ Authors
 import json
 import math
 import os
+import uuid
 
 import numpy as np
 import torch
+from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules import distributed
@@ -297,6 +303,102 @@ class PredictionCollector:
         ids = sorted(first)
         order = torch.tensor([first[clip_id] for clip_id in ids], dtype=torch.long)
         return ids, all_scores[order], all_targets[order]
+
+
+#: The arrays of an ``eval_predictions.npz``.
+PREDICTION_KEYS = ("ids", "scores", "targets")
+
+
+def save_predictions(path, ids, scores, targets):
+    """Writes an evaluation's per-clip predictions to ``path`` (``.npz``), atomically.
+
+    Only the main process writes (every rank holds the gathered predictions).
+    The arrays go to a temporary file in the same folder, which then replaces
+    ``path``, so a reader never sees half a file.
+
+    Arguments
+    ---------
+    path : str
+        Destination, e.g. ``<output_folder>/eval_predictions.npz``.
+    ids : list of str
+        Clip ids ``(N,)``.
+    scores : torch.Tensor or numpy.ndarray
+        Scores ``(N, C)`` (the sigmoid outputs ``ClassifierBrain`` collects).
+    targets : torch.Tensor or numpy.ndarray
+        Targets ``(N, C)`` (or class indices ``(N,)``).
+
+    Example
+    -------
+    >>> path = str(getfixture("tmp_path") / "eval_predictions.npz")
+    >>> save_predictions(path, ["a", "b"], torch.tensor([[0.75], [0.25]]), torch.tensor([[1.0], [0.0]]))
+    >>> ids, scores, targets = load_predictions(path)
+    >>> ids, scores.tolist(), targets.tolist()
+    (['a', 'b'], [[0.75], [0.25]], [[1.0], [0.0]])
+    """
+    if not if_main_process():
+        return
+    ids = np.asarray([str(i) for i in ids], dtype=str)
+    scores = _to_numpy(scores, "scores").astype(np.float32)
+    targets = _to_numpy(targets, "targets")
+    if targets.dtype.kind == "f":
+        targets = targets.astype(np.float32)
+    if scores.shape[0] != len(ids) or targets.shape[0] != len(ids):
+        raise ValueError(
+            f"{len(ids)} ids for {scores.shape[0]} scores and "
+            f"{targets.shape[0]} targets"
+        )
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp_path = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp_path, "xb") as fout:
+            np.savez_compressed(fout, ids=ids, scores=scores, targets=targets)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def load_predictions(path):
+    """Reads the predictions :func:`save_predictions` wrote.
+
+    Arguments
+    ---------
+    path : str
+        An ``eval_predictions.npz``.
+
+    Returns
+    -------
+    ids : list of str
+        Clip ids.
+    scores : numpy.ndarray
+        Scores ``(N, C)``.
+    targets : numpy.ndarray
+        Targets, as saved.
+
+    Example
+    -------
+    >>> load_predictions("missing.npz")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no predictions file missing.npz
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no predictions file {path}")
+    with np.load(path, allow_pickle=False) as data:
+        missing = [key for key in PREDICTION_KEYS if key not in data]
+        if missing:
+            raise ValueError(f"{path} lacks the arrays {missing}")
+        ids, scores, targets = (data[key] for key in PREDICTION_KEYS)
+    if scores.ndim != 2 or len(scores) != len(ids) or len(targets) != len(ids):
+        raise ValueError(
+            f"{path}: {len(ids)} ids for scores {scores.shape} and targets "
+            f"{targets.shape}"
+        )
+    return [str(i) for i in ids], scores, targets
 
 
 class EvalShardSampler(torch.utils.data.Sampler):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from craft_modules.metrics import load_predictions, multilabel_metrics
 from craft_modules.testing.synth import make_audioset, make_esc50
 from craft_modules.testing.synth_fsd50k import make_fsd50k
 
@@ -20,6 +21,7 @@ PRETRAIN = ROOT / "recipes" / "AudioSet" / "pretrain.py"
 AUDIOSET = ROOT / "recipes" / "AudioSet" / "train.py"
 ESC50 = ROOT / "recipes" / "ESC50" / "train.py"
 FSD50K = ROOT / "recipes" / "FSD50K" / "train.py"
+ENSEMBLE = ROOT / "recipes" / "AudioSet" / "ensemble.py"
 # A small diverse-embedding model (4 streams of 16-d, one block each).
 TINY_DIVERSE = ["--embed_dim=16", "--num_heads=2", "--depth=1"]
 # Run options of every test run; TINY adds the tiny one-block transformer.
@@ -195,6 +197,41 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
     text = (tmp_path / "inference.yaml").read_text()
     assert str(pretrained) not in text and "averager.ckpt" in text
     assert_loads_the_same_both_ways(tmp_path, tmp_path)
+    assert_ensemble_of_finetuning_runs(tmp_path, results)
+
+
+#: The AudioSet fine-tuning runs made so far in this session.
+FINETUNING_RUNS = []
+
+
+def assert_ensemble_of_finetuning_runs(run_folder, results):
+    """The run saved its final evaluation's scores; ensemble.py averages two runs.
+
+    The run is ensembled with the previous fine-tuning run of the session
+    (with itself when it is the first): the ensemble's per-run metrics are
+    those of each run's results.json, its own those of the mean scores.
+    """
+    ids, scores, targets = load_predictions(str(run_folder / "eval_predictions.npz"))
+    assert len(ids) == results["epochs"][-1]["n_clips"]
+    assert scores.min() >= 0.0 and scores.max() <= 1.0  # sigmoid scores
+    # The saved scores are those of the final (weight-averaged) evaluation.
+    assert multilabel_metrics(scores, targets)["mAP"] == pytest.approx(results["mAP"])
+    FINETUNING_RUNS.append((run_folder, results))
+    second, second_results = FINETUNING_RUNS[-1]
+    first, first_results = FINETUNING_RUNS[-2 if len(FINETUNING_RUNS) > 1 else -1]
+    out = run_folder / "ensemble"
+    proc = run(ENSEMBLE, first, second, f"--output_folder={out}")
+    assert "Ensemble of 2 runs" in proc.stdout
+    written = read(out / "ensemble_results.json")
+    assert [r["mAP"] for r in written["per_run"]] == pytest.approx(
+        [first_results["mAP"], second_results["mAP"]]
+    )
+    mean = sum(
+        load_predictions(str(folder / "eval_predictions.npz"))[1].astype("float64")
+        for folder in (first, second)
+    )
+    expected = multilabel_metrics(mean / 2, targets)
+    assert written["ensemble"]["mAP"] == pytest.approx(expected["mAP"])
 
 
 @pytest.mark.parametrize("yaml", ["craft", "ast", "swast"])
@@ -334,6 +371,7 @@ def test_ddp_pretraining_and_finetuning_with_two_processes(audioset_folder, tmp_
                 "--n_bottlenecks=4",
                 f"--pretrained_path={tmp_path / 'pre'}",
                 "--balanced_sampling=True",  # SpeechBrain wraps it per rank
+                "--weight_averaging_start=1",  # the one epoch is averaged
             ],
         ),
     ]:
@@ -461,6 +499,10 @@ def test_fsd50k_diverse_joint_training(fsd50k_folder, tmp_path):
     assert results["model"]["streams"] == ["pitch", "timbre", "waveform", "neuralogram"]
     n_valid = len(read(tmp_path / "data" / "valid.json"))
     assert results["epochs"][0]["n_clips"] == n_valid  # validated on the val split
+    # The eval set's scores are saved, those of the reported metrics.
+    ids, scores, targets = load_predictions(str(tmp_path / "eval_predictions.npz"))
+    assert len(ids) == len(read(tmp_path / "data" / "eval.json"))
+    assert multilabel_metrics(scores, targets)["mAP"] == pytest.approx(results["mAP"])
 
 
 def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):

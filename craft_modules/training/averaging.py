@@ -4,7 +4,13 @@ SSAST averages the state dicts of epochs ``wa_start .. wa_end`` after
 training. Keeping every epoch's checkpoint for that costs one model per epoch
 on disk; :class:`WeightAverager` keeps the same uniform average incrementally
 (``avg += (w - avg) / n``) as a checkpointable object, so resuming a killed
-run resumes the average too.
+run resumes the average too. :meth:`WeightAverager.check_range` refuses, at
+the start of fitting, a range that no epoch of the run falls in (evaluation
+would otherwise silently fall back to the best checkpoint).
+
+The ranges of the official recipes (YuanGongND/ast ``src/traintest.py`` and
+``egs/audioset/run.sh``, followed by SSAST): epochs 6..25 on the balanced
+AudioSet (25 epochs), 1..5 on the full set (5 epochs).
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -71,6 +77,47 @@ class WeightAverager:
                 else:
                     self.average[key] = value
         self.last_epoch = epoch
+
+    def check_range(self, number_of_epochs):
+        """Raises if no epoch of a run of ``number_of_epochs`` would be averaged.
+
+        Arguments
+        ---------
+        number_of_epochs : int
+            The epochs the run trains (``number_of_epochs`` of the YAML).
+
+        Raises
+        ------
+        ValueError
+            When ``start_epoch`` (``weight_averaging_start``) is beyond
+            ``number_of_epochs`` or beyond ``end_epoch``; the message names
+            the keys and their values.
+
+        Example
+        -------
+        >>> WeightAverager(start_epoch=1, end_epoch=5).check_range(5)
+        >>> WeightAverager(start_epoch=6, end_epoch=5).check_range(5)
+        Traceback (most recent call last):
+        ...
+        ValueError: use_weight_averaging is True but weight_averaging_start (6) is beyond number_of_epochs (5)...
+        """
+        number_of_epochs = int(number_of_epochs)
+        if self.start_epoch > number_of_epochs:
+            raise ValueError(
+                f"use_weight_averaging is True but weight_averaging_start "
+                f"({self.start_epoch}) is beyond number_of_epochs "
+                f"({number_of_epochs}): no epoch would be averaged. Set "
+                f"weight_averaging_start to at most {number_of_epochs} (the "
+                "full-set schedule of 5 epochs averages epochs 1..5: "
+                "--weight_averaging_start=1), or use_weight_averaging: False "
+                "to evaluate the best checkpoint."
+            )
+        if self.start_epoch > self.end_epoch:
+            raise ValueError(
+                f"use_weight_averaging is True but weight_averaging_start "
+                f"({self.start_epoch}) is beyond the averager's end_epoch "
+                f"({self.end_epoch}): no epoch would be averaged."
+            )
 
     def apply_to(self, model):
         """Loads the averaged weights into ``model``; returns False if nothing was averaged.

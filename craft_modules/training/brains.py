@@ -624,11 +624,33 @@ class ClassifierBrain(CraftBrain):
     def on_fit_start(self):
         """SpeechBrain's start of fitting, then the history of the epochs already trained.
 
-        A resumed run recovers its checkpoint here, and its ``history`` from
-        ``epoch_metrics.json``; an epoch trained again replaces its entry.
+        The weight-averaging range is checked first (an error naming
+        ``weight_averaging_start`` and ``number_of_epochs`` when no epoch
+        would be averaged). A resumed run recovers its checkpoint here, and
+        its ``history`` from ``epoch_metrics.json``; an epoch trained again
+        replaces its entry.
         """
+        self._check_weight_averaging()
         super().on_fit_start()
         self.history = self._saved_history()
+
+    def _check_weight_averaging(self):
+        """Refuses ``use_weight_averaging`` with a range no epoch of the run falls in.
+
+        Without this, a ``weight_averaging_start`` beyond ``number_of_epochs``
+        (e.g. 6 with the full-set schedule of 5 epochs) averages nothing and
+        ``evaluate`` silently uses the best checkpoint instead.
+        """
+        averager = getattr(self.hparams, "weight_averager", None)
+        if averager is None or not getattr(self.hparams, "use_weight_averaging", False):
+            return
+        epochs = getattr(self.hparams, "number_of_epochs", None)
+        if epochs is None:
+            epochs = getattr(
+                getattr(self.hparams, "epoch_counter", None), "limit", None
+            )
+        if epochs is not None:
+            averager.check_range(epochs)
 
     def history_path(self):
         """Where per-epoch validation metrics are written (None without a folder)."""

@@ -7,7 +7,18 @@ uniform weight averaging of epochs 6..25 evaluated at the end; balanced
 sampling (AST's label-frequency weights) for the full set. mAP, mAUC and
 d-prime are computed on the eval set after every epoch (over the whole set
 exactly once under DDP); the final metrics go to
-``<output_folder>/results.json`` (keys ``mAP``, ``mAUC``, ``d_prime``).
+``<output_folder>/results.json`` (keys ``mAP``, ``mAUC``, ``d_prime``), each
+clip's scores to ``<output_folder>/eval_predictions.npz`` (``ids``, sigmoid
+``scores``, ``targets``), which ``ensemble.py`` averages over runs (the CRAFT
+paper's Table 1 ensemble).
+
+The full set, as AST's full-set recipe (YuanGongND/ast
+``egs/audioset/run.sh``, ``set=full``: lr 1e-5, 5 epochs, lr halved after
+epochs 2, 3 and 4, uniform average of epochs 1..5): add
+``--train_splits=[balanced_train,unbalanced_train] --balanced_sampling=True
+--lr=0.00001 --number_of_epochs=5 --weight_averaging_start=1
+"--lr_schedule={start: 2, step: 1}"``. A ``weight_averaging_start`` beyond
+``number_of_epochs`` is an error at the start of fitting.
 
 Usage:
     python recipes/AudioSet/train.py hparams/finetune_craft.yaml --data_folder=/data/AudioSet \
@@ -29,6 +40,7 @@ from craft_modules.data.datasets import multilabel_datasets
 from craft_modules.data.labels import checked_labels
 from craft_modules.data.manifest import CompactManifest
 from craft_modules.data.samplers import balanced_sampler
+from craft_modules.metrics import save_predictions
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     finish,
@@ -118,6 +130,11 @@ def main():
         brain.test_metrics, brain.history, hparams["model"], brain.weight_averaged
     )
     write_results(os.path.join(hparams["output_folder"], "results.json"), results)
+    # Each clip's scores, for ensembles of runs (recipes/AudioSet/ensemble.py).
+    save_predictions(
+        os.path.join(hparams["output_folder"], "eval_predictions.npz"),
+        *brain.test_predictions,
+    )
     if sb.utils.distributed.if_main_process():
         print(
             f"AudioSet mAP {results['mAP']:.4f}, mAUC {results['mAUC']:.4f}, d' {results['d_prime']:.3f}"

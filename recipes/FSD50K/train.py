@@ -5,7 +5,8 @@ Trains on the dev set's ``train`` split, evaluates on its ``val`` split
 after every epoch (checkpoint selection by mAP), then evaluates the best
 checkpoint on the eval set. ``<output_folder>/results.json`` holds ``mAP``,
 ``mAUC``, ``d_prime`` (eval set), the per-epoch validation metrics and, under
-``model``, the streams that were used.
+``model``, the streams that were used; ``eval_predictions.npz`` each eval
+clip's scores (``ids``, sigmoid ``scores``, ``targets``).
 
 The paper's two stages: train each stream on its own
 (``hparams/diverse_pitch.yaml`` ... ``diverse_neuralogram.yaml``), then
@@ -30,6 +31,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.data.datasets import multilabel_datasets
 from craft_modules.data.labels import checked_labels
+from craft_modules.metrics import save_predictions
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     finish,
@@ -107,6 +109,11 @@ def main():
         brain.test_metrics, brain.history, hparams["model"], brain.weight_averaged
     )
     write_results(os.path.join(hparams["output_folder"], "results.json"), results)
+    # Each clip's scores, for ensembles of runs (recipes/AudioSet/ensemble.py).
+    save_predictions(
+        os.path.join(hparams["output_folder"], "eval_predictions.npz"),
+        *brain.test_predictions,
+    )
     if sb.utils.distributed.if_main_process():
         print(
             f"FSD50K eval mAP {results['mAP']:.4f}, mAUC {results['mAUC']:.4f}, "
