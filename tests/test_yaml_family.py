@@ -100,7 +100,6 @@ FAMILIES = {
             "lr_schedule.decay",
             "lr_schedule.start",
             "lr_schedule.step",
-            "mixup_prob",
             "model.norm_stats",
             "model.spec_augment",
             "timem",
