@@ -294,7 +294,8 @@ def main():
             "pretrain",
             "pretraining CRAFT (PSWaCL)",
             ["recipes/AudioSet/pretrain.py", "hparams/craft.yaml"]
-            + [f"--unlabeled_folder={audio}", f"--data_folder={audio}"]
+            + ["--train_splits=[]", f"--unlabeled_folders={json.dumps([audio])}"]
+            + [f"--data_folder={audio}"]
             + [f"--output_folder={folders['pretrain']}", *MODEL, *PRETRAIN, *device],
         ),
         (

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from craft_modules.augment.spectrogram import MixUp, NoiseAugment, SpecAugment, mixup
+from craft_modules.augment.spectrogram import (
+    MixUp,
+    NoiseAugment,
+    SpecAugment,
+    batch_derangement,
+    mixup,
+)
 
 
 def _bands(mask_1d):
@@ -210,3 +216,37 @@ def test_mixup_partner_cut_to_first_clip_length():
 def test_bad_arguments_raise_value_error(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_mixup_partner_is_never_the_clip_itself_and_can_be_any_other():
+    """The partner is a derangement of the batch: every other clip, never itself."""
+    batch, draws = 6, 3000
+    counts = torch.zeros(batch, batch)
+    for _ in range(draws):
+        partner = batch_derangement(batch)
+        assert sorted(partner.tolist()) == list(range(batch))  # a permutation
+        counts[torch.arange(batch), partner] += 1
+    assert (counts.diagonal() == 0).all()  # never the clip itself
+    off_diagonal = counts[~torch.eye(batch, dtype=torch.bool)]
+    assert (off_diagonal > 0).all()  # every other clip is some draw's partner
+    # Uniform over the 5 others: 600 expected draws per pair, sd ~ 22.
+    assert (off_diagonal - draws / (batch - 1)).abs().max() < 120
+    with pytest.raises(ValueError, match="at least 2"):
+        batch_derangement(1)
+
+
+def test_mixup_mixes_with_another_clip_and_targets_follow_the_weights():
+    batch = 8
+    wavs = torch.randn(batch, 30)
+    targets = torch.eye(batch)  # one class per clip reveals the partner
+    for _ in range(200):
+        out, _, mixed = mixup(wavs, None, targets, alpha=10.0, prob=1.0)
+        lam = mixed.diagonal()
+        assert (lam < 1).all()  # every clip was mixed with another clip
+        partner = (mixed - torch.diag(lam)).argmax(dim=1)
+        assert (partner != torch.arange(batch)).all()
+        assert torch.allclose(mixed[torch.arange(batch), partner], 1 - lam)
+        expected = lam[:, None] * wavs + (1 - lam[:, None]) * wavs[partner]
+        assert torch.allclose(out, expected, atol=1e-6)
+    out, _, same = mixup(wavs[:1], None, targets[:1, :1], prob=1.0)
+    assert torch.equal(out, wavs[:1]) and torch.equal(same, targets[:1, :1])

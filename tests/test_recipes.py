@@ -67,6 +67,7 @@ def audioset_folder(tmp_path_factory):
         n_classes=4,
         n_balanced=8,
         n_eval=5,
+        n_unbalanced=4,  # the pretraining YAMLs read balanced + unbalanced
         duration=1.0,
         n_missing=1,
         n_corrupt=1,
@@ -133,10 +134,43 @@ def test_pretraining_validates_every_epoch_iter_steps(audioset_folder, tmp_path)
         "--warmup_steps=2",
         *TINY,
     )
-    n_train = len(read(tmp_path / "data" / "train.json"))
+    n_train = len(read(tmp_path / "data" / "full_train.json"))
     intervals = -(-2 * n_train // 2)  # two passes of one-step (2-clip) intervals
     log = (tmp_path / "train_log.txt").read_text().splitlines()
     assert len([line for line in log if line.startswith("epoch:")]) == intervals
+
+
+def test_pretraining_adds_a_weighted_unlabeled_folder(audioset_folder, tmp_path):
+    """AudioSet + a folder of wavs drawn twice as often per clip, in intervals."""
+    import numpy as np
+    import soundfile as sf
+
+    root, _ = audioset_folder
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    for i in range(3):
+        noise = 0.1 * np.random.default_rng(i).standard_normal(16000)
+        sf.write(str(folder / f"utt{i}.wav"), noise, 16000)
+    out = tmp_path / "run"
+    run(
+        PRETRAIN,
+        "hparams/ssast.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={out}",
+        f"--unlabeled_folders=[{{path: {folder}, weight: 2.0}}]",
+        "--batch_size=2",
+        "--number_of_epochs=1",
+        "--epoch_iter=2",
+        "--mask_patch=20",
+        "--warmup_steps=2",
+        *TINY,
+    )
+    n_train = len(read(out / "data" / "full_train.json")) + 3
+    assert len(read(out / "data" / "unlabeled_0.json")) == 3
+    log = (out / "train_log.txt").read_text().splitlines()
+    intervals = math.ceil(n_train / 4)  # one pass in 2-step intervals of 2 clips
+    assert len([line for line in log if line.startswith("epoch:")]) == intervals
+    assert "acc_spec" in read(out / "results.json")["valid"]
 
 
 def test_pretraining_craft_yaml_and_preparation_summary(pretrained, audioset_folder):

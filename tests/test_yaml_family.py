@@ -100,7 +100,6 @@ FAMILIES = {
             "lr_schedule.decay",
             "lr_schedule.start",
             "lr_schedule.step",
-            "mixup_prob",
             "model.norm_stats",
             "model.spec_augment",
             "timem",
@@ -226,14 +225,16 @@ SAME_IN_GROUP = {
     ),
     "AudioSet/hparams/*.yaml": (
         "audio_folder",
-        "train_splits",
         "clip_duration",
         "drop_last",
         "save_folder",
         "train_log",
         "ckpt_interval_minutes",
     ),
+    # Pretraining reads the full set (the paper's Section 4.1-4.2), fine-tuning
+    # the balanced set (AS-20K): train_splits is shared within each.
     "AudioSet/hparams/finetune_*.yaml": (
+        "train_splits",
         "n_classes",
         "balanced_sampling",
         "loss",

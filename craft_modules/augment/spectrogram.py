@@ -272,12 +272,54 @@ class NoiseAugment(torch.nn.Module):
         return f"max_shift={self.max_shift}"
 
 
+def batch_derangement(batch, device=None):
+    """A random mixup partner for every clip of a batch, never the clip itself.
+
+    A shuffled batch rolled by a random non-zero offset: with ``perm`` a
+    uniform random permutation and ``k`` uniform in ``[1, batch - 1]``, clip
+    ``perm[i]`` is paired with ``perm[(i + k) % batch]``. No clip is its own
+    partner, and by symmetry each clip's partner is uniform over the other
+    ``batch - 1`` clips. Everything stays on ``device`` (no host read, so no
+    GPU synchronisation).
+
+    Arguments
+    ---------
+    batch : int
+        Batch size, at least 2.
+    device : torch.device, optional
+        Where the indices are made.
+
+    Returns
+    -------
+    torch.Tensor
+        Long tensor ``(batch,)``: ``partner[i]`` is clip ``i``'s partner.
+
+    Example
+    -------
+    >>> partner = batch_derangement(5)
+    >>> sorted(partner.tolist())  # a permutation...
+    [0, 1, 2, 3, 4]
+    >>> bool((partner != torch.arange(5)).all())  # ...without a fixed point
+    True
+    """
+    if batch < 2:
+        raise ValueError(f"a derangement needs at least 2 clips, got {batch}")
+    perm = torch.randperm(batch, device=device)
+    offset = torch.randint(1, batch, (1,), device=device)
+    shifted = (torch.arange(batch, device=device) + offset) % batch
+    return torch.empty_like(perm).scatter_(0, perm, perm[shifted])
+
+
 def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
     """Waveform-level mixup with partners drawn from the batch (SSAST style).
 
-    Each clip is mixed with probability ``prob``, with a partner drawn
-    uniformly from the batch (possibly itself, as SSAST draws the partner
-    uniformly from the whole dataset) and ``lam ~ Beta(alpha, alpha)``. The
+    Each clip is mixed with probability ``prob``, with a partner drawn from
+    the batch by :func:`batch_derangement` (uniformly among the *other*
+    clips: SSAST's ``dataloader.py`` draws the partner uniformly from the
+    whole dataset, where drawing the clip itself is negligible; within a
+    batch it would be a ``1 / B`` chance of an unmixed clip), and
+    ``lam ~ Beta(alpha, alpha)``. A batch of one clip is returned unmixed.
+    The
     partner is cut, or zero-padded, to the first clip's true length, then
     ``mixed = lam * w1 + (1 - lam) * w2`` and
     ``mixed_targets = lam * t1 + (1 - lam) * t2``; unmixed clips have
@@ -341,8 +383,10 @@ def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
         samples = torch.round(lens.to(device).float() * length).long()
         samples = samples.clamp(0, length)
 
+    if batch < 2:  # no other clip to mix with
+        return wavs, lens, targets
     mixed = draw_item_mask(batch, prob, device)
-    partner = torch.randint(0, batch, (batch,), device=device)
+    partner = batch_derangement(batch, device)
     beta = torch.distributions.Beta(  # unvalidated: validation reads on the host
         torch.tensor(alpha, device=device),
         torch.tensor(alpha, device=device),

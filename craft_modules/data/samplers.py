@@ -1,4 +1,4 @@
-"""Label-balanced sampling for multi-label training sets (AudioSet full set).
+"""Label-balanced sampling (AudioSet full set) and weighted mixes of sources.
 
 AST and SSAST train on the full (imbalanced) AudioSet with a weighted random
 sampler whose weights come from AST's ``gen_weight_file.py``: a label seen
@@ -6,6 +6,11 @@ sampler whose weights come from AST's ``gen_weight_file.py``: a label seen
 weighs the sum of its labels' weights, so clips of rare classes are drawn as
 often as clips of frequent ones. Sampling is with replacement, one epoch
 being as many draws as there are clips.
+
+Pretraining sets can be unions of sources (SSAST pretrains on AudioSet plus
+LibriSpeech, each list shuffled into one, so every clip of the union is
+equally likely: a weight of 1.0 per source). :func:`source_weighted_sampler`
+draws such a union with a sampling weight per source.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -288,3 +293,87 @@ class ShareBatchSampler(torch.utils.data.Sampler):
         if rest and not self.drop_last:
             n_full += 1
         return n_full * self.accumulation
+
+
+def source_clip_weights(source_sizes, weights):
+    """Per-clip sampling weights of a union of sources laid end to end.
+
+    Every clip of source ``s`` weighs ``weights[s]``, so with all weights
+    1.0 every clip of the union is equally likely (SSAST's shuffled
+    AudioSet + LibriSpeech list), and source ``s`` is drawn in proportion to
+    ``source_sizes[s] * weights[s]``.
+
+    Arguments
+    ---------
+    source_sizes : list of int
+        Clips of each source, in the order they appear in the dataset.
+    weights : list of float
+        Sampling weight of one clip of each source (non-negative, not all 0).
+
+    Returns
+    -------
+    torch.Tensor
+        Float64 weights, one per clip of the union.
+
+    Example
+    -------
+    >>> source_clip_weights([2, 3], [1.0, 0.5]).tolist()
+    [1.0, 1.0, 0.5, 0.5, 0.5]
+    """
+    sizes = [int(n) for n in source_sizes]
+    weights = [float(w) for w in weights]
+    if len(sizes) != len(weights):
+        raise ValueError(f"{len(sizes)} sources but {len(weights)} weights")
+    if any(n < 0 for n in sizes):
+        raise ValueError(f"source sizes must be non-negative, got {sizes}")
+    if any(not w >= 0 or w == float("inf") for w in weights):
+        raise ValueError(f"source weights must be finite and >= 0, got {weights}")
+    if sum(n * w for n, w in zip(sizes, weights)) <= 0:
+        raise ValueError(f"no clip can be drawn: sizes {sizes} with weights {weights}")
+    return torch.cat(
+        [torch.full((n,), w, dtype=torch.double) for n, w in zip(sizes, weights)]
+    )
+
+
+def source_weighted_sampler(source_sizes, weights, num_samples=None, seed=563375142):
+    """Draws a union of sources with a sampling weight per source.
+
+    A with-replacement draw by :func:`source_clip_weights` (SpeechBrain's
+    reproducible weighted sampler): each epoch's ``num_samples`` indices
+    depend only on the seed and the epoch (``set_epoch``), so every process
+    of a DDP run draws the same stream and
+    :class:`ShareBatchSampler` keeps its own shares of each global batch,
+    and a resumed run reads the same clips. ``num_samples`` may be one
+    validation interval (SSAST's ``epoch_iter`` steps times the batch):
+    each epoch is then an independent draw of that many clips.
+
+    Arguments
+    ---------
+    source_sizes : list of int
+        Clips of each source, in dataset order.
+    weights : list of float
+        Sampling weight of one clip of each source.
+    num_samples : int, optional
+        Draws per epoch; default the size of the union.
+    seed : int
+        Sampling seed.
+
+    Returns
+    -------
+    ReproducibleWeightedRandomSampler
+
+    Example
+    -------
+    >>> sampler = source_weighted_sampler([3, 1], [1.0, 3.0], num_samples=2000, seed=0)
+    >>> drawn = torch.tensor(list(sampler))
+    >>> round((drawn == 3).float().mean().item(), 1)  # source 2: 1 x 3 of 3 x 1 + 1 x 3
+    0.5
+    """
+    clip_weights = source_clip_weights(source_sizes, weights)
+    if num_samples is None:
+        num_samples = len(clip_weights)
+    if int(num_samples) < 1:
+        raise ValueError(f"num_samples must be positive, got {num_samples}")
+    return ReproducibleWeightedRandomSampler(
+        clip_weights, num_samples=int(num_samples), replacement=True, seed=seed
+    )

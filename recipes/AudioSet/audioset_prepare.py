@@ -759,6 +759,94 @@ def prepare_unlabeled_folder(
     return manifest_path
 
 
+UnlabeledFolder = namedtuple("UnlabeledFolder", ["path", "weight"])
+UnlabeledFolder.__doc__ = """One folder of unlabeled audio added to pretraining, and the
+sampling weight of each of its clips (1.0: as likely as an AudioSet clip)."""
+
+
+def unlabeled_folders(spec):
+    """The ``unlabeled_folders`` hyperparameter as a list of :class:`UnlabeledFolder`.
+
+    Each item is a path (weight 1.0) or a mapping ``{path: ..., weight: ...}``;
+    a single path string is one folder. On the command line::
+
+        --unlabeled_folders=[/data/LibriSpeech]
+        --unlabeled_folders="[{path: /data/LibriSpeech, weight: 0.5}, /data/extra]"
+
+    Arguments
+    ---------
+    spec : str, list or None
+        The hyperparameter; empty or None: no folder.
+
+    Returns
+    -------
+    list of UnlabeledFolder
+
+    Example
+    -------
+    >>> unlabeled_folders(["/a", {"path": "/b", "weight": 2}])
+    [UnlabeledFolder(path='/a', weight=1.0), UnlabeledFolder(path='/b', weight=2.0)]
+    >>> unlabeled_folders("")
+    []
+    """
+    if not spec:
+        return []
+    if isinstance(spec, (str, dict)):
+        spec = [spec]
+    folders = []
+    for item in spec:
+        if isinstance(item, str):
+            path, weight = item, 1.0
+        elif isinstance(item, dict) and "path" in item:
+            unknown = set(item) - {"path", "weight"}
+            if unknown:
+                raise ValueError(
+                    f"unlabeled_folders item {item} has unknown keys {sorted(unknown)}"
+                    "; expected 'path' and 'weight'"
+                )
+            path, weight = item["path"], item.get("weight", 1.0)
+        else:
+            raise ValueError(
+                f"unlabeled_folders items are paths or {{path: ..., weight: ...}}, "
+                f"got {item!r}"
+            )
+        weight = float(weight)
+        if not 0.0 <= weight < float("inf"):
+            raise ValueError(
+                f"the weight of {path} must be finite and >= 0, got {weight}"
+            )
+        folders.append(UnlabeledFolder(str(path), weight))
+    return folders
+
+
+def prepare_unlabeled_folders(folders, save_folder, num_workers=1):
+    """:func:`prepare_unlabeled_folder` for each folder: ``unlabeled_<i>.json``.
+
+    Arguments
+    ---------
+    folders : list of UnlabeledFolder or str
+        The folders, in order.
+    save_folder : str
+        Where the manifests go.
+    num_workers : int
+        Threads used to check the audio files.
+
+    Returns
+    -------
+    list of str
+        The manifest paths, in the folders' order.
+    """
+    return [
+        prepare_unlabeled_folder(
+            getattr(folder, "path", folder),
+            save_folder,
+            manifest_name=f"unlabeled_{index}",
+            num_workers=num_workers,
+        )
+        for index, folder in enumerate(folders)
+    ]
+
+
 def training_manifest(outputs, train_splits):
     """The training manifest of a preparation of ``train_splits``.
 

@@ -5,13 +5,27 @@ The method is chosen in YAML (``hparams/craft.yaml`` = PSWaCL, ``ssast.yaml``,
 ``swapt.yaml``, ``wapt.yaml``, ``swacl.yaml``). ``batch_size`` is the global
 batch per optimizer step, as in every recipe: it is split over DDP processes
 and gradient accumulation steps in shares that differ by at most one clip
-(SWaCL's negatives are the clips of one forward pass on all processes). Validation runs on the AudioSet eval set, or on a held-out
-share of an unlabeled folder (``unlabeled_folder``).
+(SWaCL's negatives are the clips of one forward pass on all processes).
+
+The training set is AudioSet's ``train_splits`` (by default balanced +
+unbalanced, the full set the CRAFT paper and SSAST pretrain on) plus any
+``unlabeled_folders``, each with a sampling weight per clip (SSAST adds
+LibriSpeech 960 h and draws the union uniformly: weight 1.0). Equal weights
+keep plain shuffled passes; other weights draw the union with replacement
+(:func:`craft_modules.data.samplers.source_weighted_sampler`).
+``train_splits: []`` replaces AudioSet by the folders. Validation runs on the
+AudioSet eval set (as SSAST), or, without AudioSet, on a held-out share
+(``valid_fraction``) of each folder.
 
 Usage:
     python recipes/AudioSet/pretrain.py hparams/craft.yaml --data_folder=/data/AudioSet
     torchrun --nproc_per_node=8 recipes/AudioSet/pretrain.py hparams/craft.yaml --data_folder=...
-    python recipes/AudioSet/pretrain.py hparams/craft.yaml --unlabeled_folder=/my/audio --data_folder=/my/audio
+    # SSAST's data: AudioSet + LibriSpeech, every clip equally likely
+    python recipes/AudioSet/pretrain.py hparams/craft.yaml --data_folder=/data/AudioSet \
+        --unlabeled_folders=[/data/LibriSpeech]
+    # half as many draws per LibriSpeech clip; or only a folder of audio
+    ... --unlabeled_folders="[{path: /data/LibriSpeech, weight: 0.5}]"
+    ... --train_splits=[] --unlabeled_folders=[/my/audio] --data_folder=/my/audio
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -23,8 +37,9 @@ import sys
 
 from audioset_prepare import (
     prepare_audioset,
-    prepare_unlabeled_folder,
+    prepare_unlabeled_folders,
     training_manifest,
+    unlabeled_folders,
 )
 from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.distributed import run_on_main
@@ -32,7 +47,7 @@ from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.datasets import audio_dataset
 from craft_modules.data.manifest import CompactManifest
-from craft_modules.data.samplers import StepEpochSampler
+from craft_modules.data.samplers import StepEpochSampler, source_weighted_sampler
 from craft_modules.training.brains import PretrainBrain
 from craft_modules.training.experiment import (
     finish,
@@ -86,50 +101,132 @@ def validation_interval_sampler(
     return StepEpochSampler(n_train, interval, seed=seed), epochs
 
 
-def main():
-    """Prepares the data, pretrains, and writes the final validation losses."""
-    hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
-    hparams = start_experiment(hparams_file, overrides)
+def training_sampler(
+    source_sizes, weights, batch_size, epoch_iter, number_of_epochs, seed
+):
+    """The index sampler of a union of sources, and the epoch counter's limit.
 
-    # Manifests, written once by the main process: an unlabeled folder with a
-    # held-out share, or AudioSet's train_splits and eval set.
-    if hparams["unlabeled_folder"]:
-        path = run_on_main(
-            prepare_unlabeled_folder,
-            kwargs={
-                "folder": hparams["unlabeled_folder"],
-                "save_folder": hparams["prepare_folder"],
-            },
+    With equal weights every clip of the union is equally likely, as in
+    SSAST's shuffled AudioSet + LibriSpeech list: shuffled passes
+    (:func:`validation_interval_sampler`). Otherwise each epoch draws the
+    union with replacement by the weights
+    (:func:`~craft_modules.data.samplers.source_weighted_sampler`), as many
+    clips as the union holds, or one ``epoch_iter`` interval of them; the
+    number of epochs then covers the same number of clips as
+    ``number_of_epochs`` passes.
+
+    Returns ``(sampler, epochs)``; sampler None means the Brain's shuffle.
+    """
+    n_train = sum(source_sizes)
+    if len(set(weights)) <= 1:
+        return validation_interval_sampler(
+            n_train, batch_size, epoch_iter, number_of_epochs, seed
         )
-        train, valid = held_out_split(
-            load_data_json(path), hparams["valid_fraction"], hparams["unlabeled_folder"]
-        )
+    interval = int(epoch_iter or 0) * batch_size
+    if 0 < interval < n_train:
+        draws, epochs = interval, math.ceil(number_of_epochs * n_train / interval)
     else:
+        draws, epochs = n_train, number_of_epochs
+    logger.info(
+        "Sampling sources of %s clips with weights %s: %d epochs of %d draws",
+        list(source_sizes),
+        list(weights),
+        epochs,
+        draws,
+    )
+    return source_weighted_sampler(source_sizes, weights, draws, seed=seed), epochs
+
+
+def union_manifest(sources):
+    """One manifest of several ``(name, manifest)`` sources, in order.
+
+    A single source is returned as it is. Several keep only the fields all
+    of them have (a folder's clips have no labels), and ids of every source
+    but the first get a ``<name>/`` prefix, so that equal ids of two sources
+    stay two clips.
+    """
+    if len(sources) == 1:
+        return sources[0][1]
+    fields = set.intersection(
+        *(set(next(iter(clips.values()))) for _, clips in sources if clips)
+    )
+    union = {}
+    for index, (name, clips) in enumerate(sources):
+        prefix = "" if index == 0 else f"{name}/"
+        for clip_id, entry in clips.items():
+            union[prefix + clip_id] = {k: v for k, v in entry.items() if k in fields}
+    return union
+
+
+def pretraining_data(hparams):
+    """(train manifest, valid manifest, source sizes, source weights).
+
+    AudioSet's ``train_splits`` (weight 1.0) and then every unlabeled folder
+    (its own weight); validation on AudioSet's eval set, or without AudioSet
+    on the held-out ``valid_fraction`` of each folder. Manifests are written
+    once, by the main process.
+    """
+    folders = unlabeled_folders(hparams.get("unlabeled_folders"))
+    train_splits = list(hparams["train_splits"] or [])
+    if not train_splits and not folders:
+        raise ValueError(
+            "Nothing to pretrain on: train_splits is empty and no unlabeled_folders"
+        )
+    sources, weights, valid = [], [], []
+    if train_splits:
         prepared = run_on_main(
             prepare_audioset,
             kwargs={
                 "data_folder": hparams["data_folder"],
                 "save_folder": hparams["prepare_folder"],
                 "audio_folder": hparams["audio_folder"],
-                "splits": [*hparams["train_splits"], "eval"],
+                "splits": [*train_splits, "eval"],
             },
         )
-        train = CompactManifest.from_json(
-            training_manifest(prepared, hparams["train_splits"])
-        )
-        valid = CompactManifest.from_json(prepared["eval"])
+        audioset = training_manifest(prepared, train_splits)
+        sources.append(("audioset", load_data_json(audioset)))
+        weights.append(1.0)
+        valid = [("audioset", load_data_json(prepared["eval"]))]
+    paths = run_on_main(
+        prepare_unlabeled_folders,
+        kwargs={"folders": folders, "save_folder": hparams["prepare_folder"]},
+    )
+    for index, (folder, path) in enumerate(zip(folders, paths)):
+        clips, name = load_data_json(path), f"unlabeled_{index}"
+        if not train_splits:
+            train, held_out = held_out_split(
+                clips, hparams["valid_fraction"], folder.path
+            )
+            clips = dict(train.items())
+            valid.append((name, dict(held_out.items())))
+        sources.append((name, clips))
+        weights.append(folder.weight)
+    sizes = [len(clips) for _, clips in sources]
+    train = CompactManifest(union_manifest(sources))
+    return train, CompactManifest(union_manifest(valid)), sizes, weights
+
+
+def main():
+    """Prepares the data, pretrains, and writes the final validation losses."""
+    hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:], __file__)
+    hparams = start_experiment(hparams_file, overrides)
+
+    # Manifests: AudioSet's train_splits and unlabeled folders (see
+    # pretraining_data), sampled by their weights.
+    train, valid, sizes, weights = pretraining_data(hparams)
 
     # Datasets: clips only (self-supervised).
     train_set = audio_dataset(train, hparams["sample_rate"], hparams["clip_duration"])
     valid_set = audio_dataset(valid, hparams["sample_rate"], hparams["clip_duration"])
-    sampler, epochs = validation_interval_sampler(
-        len(train_set),
+    sampler, epochs = training_sampler(
+        sizes,
+        weights,
         hparams["batch_size"],
         hparams.get("epoch_iter"),
         hparams["number_of_epochs"],
         hparams["seed"],
     )
-    if sampler is not None:
+    if epochs != hparams["number_of_epochs"]:
         hparams["epoch_counter"].limit = epochs
 
     # The starting point and the Brain.
