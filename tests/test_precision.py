@@ -99,4 +99,31 @@ def test_classifier_loss_is_float32_inside_bf16_autocast(loss):
         if loss == "ce"
         else torch.nn.functional.binary_cross_entropy_with_logits(low.float(), targets)
     )
-    assert torch.equal(value, reference)
+    assert torch.allclose(value, reference, atol=1e-6)
+
+
+def test_classifier_ce_trains_a_mixup_clip_on_both_labels():
+    from types import SimpleNamespace
+
+    import speechbrain as sb
+
+    from craft_modules.training.brains import ClassifierBrain
+
+    brain = SimpleNamespace(
+        hparams=SimpleNamespace(loss="ce"), _loss_weight=lambda batch, stage: 1.0
+    )
+    logits = torch.randn(2, 3)
+    mixed = torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0]])
+    value = ClassifierBrain.compute_objectives(
+        brain, (logits, mixed), None, sb.Stage.TRAIN
+    )
+    log_p = torch.log_softmax(logits, dim=-1)
+    expected = -(mixed * log_p).sum(dim=-1).mean()
+    assert torch.allclose(value, expected, atol=1e-6)
+    # One-hot targets: the class-index cross-entropy of AST/SSAST.
+    one_hot = torch.eye(3)[[1, 2]]
+    value = ClassifierBrain.compute_objectives(
+        brain, (logits, one_hot), None, sb.Stage.TRAIN
+    )
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 2]))
+    assert torch.allclose(value, expected, atol=1e-6)

@@ -535,7 +535,13 @@ class ClassifierBrain(CraftBrain):
         return self.model_for(stage)(wavs, lens), targets
 
     def compute_objectives(self, predictions, batch, stage):
-        """BCE or CE loss, in float32 (autocast off); collects scores outside training."""
+        """BCE or CE loss, in float32 (autocast off); collects scores outside training.
+
+        CE takes the targets as class probabilities, so a mixup clip is
+        trained on both of its labels with their weights; for one-hot
+        targets this is exactly the cross-entropy with the class index that
+        AST's and SSAST's ``traintest.py`` compute (``argmax`` of the label).
+        """
         logits, targets = predictions
         with torch.autocast(logits.device.type, enabled=False):
             logits, targets = logits.float(), targets.float()
@@ -544,7 +550,7 @@ class ClassifierBrain(CraftBrain):
                     logits, targets
                 )
             else:
-                loss = torch.nn.functional.cross_entropy(logits, targets.argmax(dim=-1))
+                loss = torch.nn.functional.cross_entropy(logits, targets)
         if stage != sb.Stage.TRAIN:
             self.collector.append(batch.id, torch.sigmoid(logits), targets)
         return loss * self._loss_weight(batch, stage)
