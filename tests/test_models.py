@@ -133,7 +133,7 @@ def test_every_fusion_gives_logits(fusion, size):
     assert logits.shape == (size, 7)
     assert torch.isfinite(logits).all()
     embedding = model.forward_head(model.forward_features(*batch(size)), True)
-    assert embedding.shape == (size, 192 if fusion == "ast" else 384)
+    assert embedding.shape == (size, 192 if fusion in ("ast", "wav") else 384)
 
 
 def _manual_swab(model, wavs, lens):

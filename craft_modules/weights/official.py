@@ -318,7 +318,7 @@ def is_official_state_dict(state):
     return any(k.split("module.", 1)[-1].startswith("v.") for k in state)
 
 
-def initialise_model(model, path, init_from=""):
+def initialise_model(model, path, init_from="", allow_missing=()):
     """The recipes' ``pretrained_path`` / ``init_from`` switch.
 
     Arguments
@@ -331,6 +331,10 @@ def initialise_model(model, path, init_from=""):
     init_from : str
         ``""`` (a pretraining or fine-tuning run of this project), ``ssast``
         or ``ast`` (official checkpoint files).
+    allow_missing : list of str
+        Modules a run of this project may lack (see
+        :func:`craft_modules.weights.transfer.load_pretrained`); official
+        checkpoints have their own rules (:func:`load_official`).
 
     Returns
     -------
@@ -344,4 +348,4 @@ def initialise_model(model, path, init_from=""):
         return load_official(model, path)
     if init_from:
         raise ValueError(f"init_from must be '', 'ssast' or 'ast', got {init_from!r}")
-    return load_pretrained(model, path)
+    return load_pretrained(model, path, allow_missing=allow_missing)

@@ -81,7 +81,10 @@ def main():
     # The starting point (a pretraining run, an official checkpoint or
     # scratch) and the Brain.
     initialise_model(
-        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
+        hparams["model"],
+        hparams.get("pretrained_path"),
+        hparams.get("init_from", ""),
+        allow_missing=hparams.get("allow_missing", ()),
     )
     brain_class = hparams.get("brain_class") or ClassifierBrain
     brain = brain_class(

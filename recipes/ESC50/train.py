@@ -76,7 +76,10 @@ def run_fold(hparams_file, run_opts, overrides, fold, manifest_path):
 
     # The starting point: a pretraining run, an official checkpoint or scratch.
     initialise_model(
-        hparams["model"], hparams.get("pretrained_path"), hparams.get("init_from", "")
+        hparams["model"],
+        hparams.get("pretrained_path"),
+        hparams.get("init_from", ""),
+        allow_missing=hparams.get("allow_missing", ()),
     )
     brain_class = hparams.get("brain_class") or ClassifierBrain
     brain = brain_class(
