@@ -229,7 +229,7 @@ class CraftPretrainer(CraftBackbone):
     mask_ratio : float
         Share of the patch grid masked when ``mask_patch`` is None, rounded to
         the nearest patch; the default 400/512 gives SSAST's 400 patches at
-        10 s and scales with shorter clips (75 of 96 at 2 s).
+        10 s and scales with shorter clips (100 of 128 at 2 s).
     cluster_factor : int
         Smallest cluster side of cluster masking.
     r_g : float

@@ -221,8 +221,8 @@ class MSAE(nn.Module):
     convolution biases the image scales exactly with the waveform
     (``MSAE(10 x) = 10 MSAE(x)``; the biases, learnt, only shift that). The
     spectrogram stream is log-compressed and normalised with dataset
-    statistics instead, so the same gain only adds ``2 ln(10) / (2 std)`` to
-    every normalised log-mel value. Loudness therefore reaches the waveform
+    statistics instead, so the same gain only adds ``ln(100) / (2 std)`` to
+    every normalised log-mel value (above the log floor). Loudness therefore reaches the waveform
     tokens multiplicatively and the spectrogram tokens as an offset;
     ``tests/test_embedding.py`` pins both.
 
