@@ -41,7 +41,8 @@ from craft_modules.nn.transformer import ViTEncoder, encode_two_streams
 PRETRAINING_METHODS = ("ssast", "swapt", "wapt", "swacl", "pswacl")
 FUSION_METHODS = ("ast", "swast", "swab", "wav")
 
-#: SSAST's masking: 400 of the 512 patches of a 10 s clip (the CRAFT paper, Section 4.2).
+#: SSAST's masking, 400 of the 512 patches of a 10 s clip, which the CRAFT paper
+#: adopts (Section 4.2: "the training methodology outlined in SSAST").
 SSAST_MASK_RATIO = 400 / 512
 
 
@@ -347,7 +348,7 @@ class CraftPretrainer(CraftBackbone):
             asked = (
                 f"mask_patch={mask_patch}"
                 if mask_patch is not None
-                else (f"mask_ratio={mask_ratio} ({self.mask_patch} patches)")
+                else f"mask_ratio={mask_ratio} ({self.mask_patch} patches)"
             )
             raise ValueError(
                 f"{asked} does not fit the {grid}-patch grid of "
