@@ -228,7 +228,7 @@ def analytic_encoder_flops(model, batch_size):
         if model.contrastive:
             passes += 1 + int(model.swacl_spec == "clean")
         layers = [(batch_size * passes, tokens)] * depth
-    elif model.fusion == "ast":
+    elif model.fusion in ("ast", "wav"):  # one stream
         layers = [(batch_size, tokens)] * depth
     else:
         fused = model.fusion_layer if model.n_bottlenecks else depth

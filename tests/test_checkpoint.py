@@ -73,14 +73,69 @@ def test_ssast_checkpoint_into_swab_reports_the_missing_waveform_stream():
         3, fusion="swab", target_frames=64, n_bottlenecks=2, fusion_layer=0, **TINY
     )
     report = load_pretrained(
-        clf, {"module." + k: v for k, v in pre.state_dict().items()}
+        clf,
+        {"module." + k: v for k, v in pre.state_dict().items()},
+        allow_missing=["msae", "wav_embed"],
     )
     assert report.missing and all(
         k.startswith(("wav_embed.", "msae.")) for k in report.missing
     )
     assert "encoder.blocks.0.attn.qkv.weight" in report.loaded
     with pytest.raises(ValueError, match="lacks backbone keys"):
-        load_pretrained(clf, pre.state_dict(), strict=True)
+        load_pretrained(
+            clf, pre.state_dict(), strict=True, allow_missing=["msae", "wav_embed"]
+        )
+
+
+def test_a_missing_module_is_an_error_naming_checkpoint_and_modules(tmp_path):
+    """A WaPT run has no spectrogram stream: an AST/SWaB classifier needs one."""
+    pre = CraftPretrainer(method="wapt", target_frames=64, mask_patch=10, **TINY)
+    path = tmp_path / "model.ckpt"
+    torch.save(pre.state_dict(), path)
+    for fusion in ("ast", "swab"):
+        clf = CraftClassifier(
+            3, fusion=fusion, target_frames=64, fusion_layer=0, **TINY
+        )
+        before = clf.spec_embed.proj.weight.clone()
+        with pytest.raises(ValueError) as err:
+            load_pretrained(clf, str(tmp_path))
+        message = str(err.value)
+        assert str(path) in message
+        assert "lacks modules this model needs: spec_embed." in message
+        assert "--allow_missing=[spec_embed]" in message
+        assert "spec_embed.proj.weight" not in message  # modules, not every tensor
+        assert torch.equal(clf.spec_embed.proj.weight, before)  # nothing loaded
+        # Opting in keeps the spectrogram stream random and loads the rest.
+        report = load_pretrained(clf, str(tmp_path), allow_missing=["spec_embed"])
+        assert report.missing and all(
+            k.startswith("spec_embed.") for k in report.missing
+        )
+        assert "encoder.blocks.1.attn.qkv.weight" in report.loaded
+        if fusion == "swab":
+            assert torch.equal(clf.msae.convs[0].weight, pre.msae.convs[0].weight)
+    # A shallower encoder names the blocks it lacks.
+    deep = CraftClassifier(
+        3, fusion="wav", target_frames=64, model_size="tiny", depth=3
+    )
+    with pytest.raises(ValueError, match=r"needs: encoder\.blocks\.2\. To keep"):
+        load_pretrained(deep, pre.state_dict())
+
+
+def test_wapt_checkpoint_fine_tunes_waveform_tokens_alone():
+    """Table 8's WaPT-AST: fusion="wav" has no spectrogram stream to miss."""
+    pre = CraftPretrainer(method="wapt", target_frames=64, mask_patch=10, **TINY)
+    clf = CraftClassifier(3, fusion="wav", target_frames=64, **TINY)
+    assert clf.spec_embed is None and clf.fbank is None
+    assert not any(k.startswith("spec_embed.") for k in clf.state_dict())
+    report = load_pretrained(clf, pre.state_dict())
+    assert not report.missing
+    assert {"msae.convs.0.weight", "wav_embed.proj.weight"} <= set(report.loaded)
+    # The logits are the head applied to the waveform tokens' pooled encoder output.
+    clf.eval()
+    wavs, lens = torch.randn(2, 8000), torch.tensor([1.0, 0.6])
+    tokens = clf.encoder(clf.wav_embed(clf.msae(wavs, lens)))
+    expected = clf.mlp_head(tokens[:, 2:].mean(dim=1))
+    assert torch.allclose(clf(wavs, lens), expected, atol=1e-6)
 
 
 def test_wrong_model_size_names_the_key():

@@ -138,3 +138,46 @@ def test_msae_single_scale_and_stride_equivalence():
         MSAE(conv_stride=7)
     with pytest.raises(ValueError, match="odd"):
         MSAE(kernel_sizes=[10])
+
+
+@pytest.mark.parametrize("activation", ["relu", "abs", "none"])
+def test_msae_scales_with_loudness_and_the_spectrogram_only_shifts(activation):
+    """The MSAE normalises nothing: 10x the waveform gives 10x its image and tokens
+    (with the learnt biases zeroed), where the spectrogram stream's normalised
+    log-mel features only move by the offset ln(10^2) / (2 std)."""
+    torch.manual_seed(0)
+    frames = 64
+    wavs = torch.randn(2, 16000) * 0.05  # 1 s: longer than the 64 frames
+    msae = MSAE(kernel_sizes=[11, 51], target_frames=frames, activation=activation)
+    embed = PatchEmbedding(8, 128, frames, in_channels=2)
+    with torch.no_grad():
+        for conv in msae.convs:
+            conv.bias.zero_()
+        embed.proj.bias.zero_()
+        quiet, loud = msae(wavs), msae(10 * wavs)
+        assert quiet.abs().sum() > 0
+        assert torch.allclose(loud, 10 * quiet, rtol=1e-4, atol=1e-6)
+        tokens_quiet, tokens_loud = embed.patchify(quiet), embed.patchify(loud)
+        assert torch.allclose(tokens_loud, 10 * tokens_quiet, rtol=1e-4, atol=1e-5)
+    fbank = KaldiFbank(target_frames=frames, stats="audioset")
+    quiet, loud = fbank(wavs), fbank(10 * wavs)
+    # Mel bins with no FFT bin in their filter sit on the log floor at any gain.
+    floor = (torch.log(torch.tensor(torch.finfo(torch.float32).eps)) - fbank.mean) / (
+        2 * fbank.std
+    )
+    live = quiet > floor + 1e-3
+    assert live.float().mean() > 0.9
+    expected = float(torch.log(torch.tensor(100.0)) / (2 * fbank.std))
+    assert torch.allclose(
+        (loud - quiet)[live], torch.full_like(quiet[live], expected), atol=1e-4
+    )
+    assert torch.equal(loud[~live], quiet[~live])
+
+
+def test_msae_biases_break_exact_scaling():
+    """With its (default, learnt) biases the MSAE is no longer exactly homogeneous."""
+    torch.manual_seed(0)
+    msae = MSAE(kernel_sizes=[11], target_frames=32)
+    wavs = torch.randn(1, 8000) * 0.05
+    with torch.no_grad():
+        assert not torch.allclose(msae(10 * wavs), 10 * msae(wavs), rtol=1e-3)

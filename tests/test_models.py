@@ -116,6 +116,54 @@ def test_batched_passes_equal_separate_passes(method):
         assert torch.allclose(batched[key], separate[key], atol=1e-5), key
 
 
+@pytest.mark.parametrize("method", ["swacl", "pswacl"])
+def test_default_swacl_contrasts_the_unmasked_spectrogram_tokens(method, monkeypatch):
+    """Eq. 4a: O_spec = Encoder(p_spec), the unmasked tokens (Eq. 6b), not a masked pass."""
+    import craft_modules.models.craft as craft
+
+    seen = {}
+
+    def spy(wav_z, spec_z, **options):
+        seen["wav"], seen["spec"] = wav_z, spec_z
+        return swacl(wav_z, spec_z, **options)
+
+    swacl = craft.swacl_loss
+    monkeypatch.setattr(craft, "swacl_loss", spy)
+    model = CraftPretrainer(method=method, mask_patch=20, **TINY).eval()
+    assert model.swacl_spec == "clean"
+    wavs, lens = batch(3)
+    with torch.no_grad():
+        model(wavs, lens)
+        spec_out = model.encoder(model.spec_embed(model.spec_image(wavs, lens)))
+        wav_out = model.encoder(model.wav_embed(model.wav_image(wavs, lens)))
+        expected_spec = model.spec_proj(spec_out[:, 2:].mean(dim=1))
+        expected_wav = model.wav_proj(wav_out[:, 2:].mean(dim=1))
+    assert torch.allclose(seen["spec"], expected_spec, atol=1e-5)
+    assert torch.allclose(seen["wav"], expected_wav, atol=1e-5)
+    if method == "pswacl":  # the saving switch takes the masked pass instead
+        model.swacl_spec = "masked"
+        with torch.no_grad():
+            model(wavs, lens)
+        assert not torch.allclose(seen["spec"], expected_spec, atol=1e-3)
+        assert torch.allclose(seen["wav"], expected_wav, atol=1e-5)
+
+
+def test_mask_ratio_scales_ssast_masking_to_the_grid():
+    assert CraftPretrainer(method="ssast", model_size="tiny", depth=1).mask_patch == 400
+    short = CraftPretrainer(
+        method="ssast", target_frames=256, model_size="tiny", depth=1
+    )
+    assert short.mask_patch == 100  # 400/512 of 8 x 16 patches
+    half = CraftPretrainer(method="ssast", mask_ratio=0.5, **TINY)
+    assert half.mask_patch == 16  # of 8 x 4
+    assert (
+        CraftPretrainer(method="ssast", mask_patch=5, mask_ratio=0.5, **TINY).mask_patch
+        == 5
+    )
+    with pytest.raises(ValueError, match="mask_ratio must be in"):
+        CraftPretrainer(method="ssast", mask_ratio=1.5, **TINY)
+
+
 def test_unknown_method_and_oversized_mask_are_clear_errors():
     with pytest.raises(ValueError, match="method must be one of"):
         CraftPretrainer(method="mae", **TINY)
@@ -133,7 +181,7 @@ def test_every_fusion_gives_logits(fusion, size):
     assert logits.shape == (size, 7)
     assert torch.isfinite(logits).all()
     embedding = model.forward_head(model.forward_features(*batch(size)), True)
-    assert embedding.shape == (size, 192 if fusion == "ast" else 384)
+    assert embedding.shape == (size, 192 if fusion in ("ast", "wav") else 384)
 
 
 def _manual_swab(model, wavs, lens):

@@ -96,6 +96,8 @@ def pretrained(audioset_folder, tmp_path_factory):
 @pytest.mark.parametrize("method", ["ssast", "swapt", "wapt", "swacl"])
 def test_pretraining_yamls(method, audioset_folder, tmp_path):
     root, _ = audioset_folder
+    # WaPT runs on the default mask_ratio: SSAST's share of the 1 s clip's grid.
+    masking = [] if method == "wapt" else ["--mask_patch=20"]
     run(
         PRETRAIN,
         f"hparams/{method}.yaml",
@@ -103,8 +105,8 @@ def test_pretraining_yamls(method, audioset_folder, tmp_path):
         f"--output_folder={tmp_path}",
         "--batch_size=4",
         "--number_of_epochs=1",
-        "--mask_patch=20",
         "--warmup_steps=2",
+        *masking,
         *TINY,
     )
     valid = read(tmp_path / "results.json")["valid"]
@@ -311,6 +313,88 @@ def test_esc50_from_inside_the_recipe_folder_with_a_pretrained_model(
         cwd=ROOT / "recipes" / "ESC50",
     )
     assert set(read(tmp_path / "results.json")["per_fold"]) == {"2"}
+
+
+def test_audioset_wapt_ast_fine_tunes_waveform_tokens(
+    pretrained, audioset_folder, tmp_path
+):
+    """Table 8's WaPT-AST row through the recipe: --fusion=wav, MSAE tokens alone."""
+    root, _ = audioset_folder
+    run(
+        AUDIOSET,
+        "hparams/finetune_ast.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={tmp_path}",
+        f"--pretrained_path={pretrained}",
+        "--fusion=wav",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--n_classes=4",
+        *TINY,
+    )
+    results = read(tmp_path / "results.json")
+    assert 0.0 <= results["mAP"] <= 1.0
+    assert results["model"]["fusion"] == "wav"
+    log = (tmp_path / "log.txt").read_text()
+    assert "Pretrained weights: loaded" in log and "kept random" not in log
+
+
+def test_esc50_wapt_checkpoint_needs_fusion_wav_or_allow_missing(
+    esc50_folder, tmp_path
+):
+    """A WaPT run has no spectrogram stream: SWaB from it fails, naming it."""
+    from craft_modules.models.craft import CraftPretrainer
+
+    pre = CraftPretrainer(
+        method="wapt", model_size="tiny", depth=1, target_frames=128, mask_patch=10
+    )
+    checkpoint = tmp_path / "wapt.ckpt"
+    torch.save(pre.state_dict(), checkpoint)
+    common = [
+        f"--data_folder={esc50_folder}",
+        f"--pretrained_path={checkpoint}",
+        "--folds=[2]",
+        "--batch_size=4",
+        "--number_of_epochs=1",
+        "--n_classes=3",
+        "--fusion_layer=0",
+        "--n_bottlenecks=4",
+        *TINY,
+    ]
+    proc = run(
+        ESC50,
+        "hparams/craft.yaml",
+        f"--output_folder={tmp_path / 'swab'}",
+        *common,
+        check=False,
+    )
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr  # the recipe logs its exception
+    expected = f"checkpoint {checkpoint} lacks modules this model needs: spec_embed."
+    assert expected in output
+    assert "--allow_missing=[spec_embed]" in output
+    # WaPT-AST (Table 8): the waveform tokens alone need nothing it lacks.
+    run(
+        ESC50,
+        "hparams/craft.yaml",
+        f"--output_folder={tmp_path / 'wav'}",
+        "--fusion=wav",
+        *common,
+    )
+    results = read(tmp_path / "wav" / "results.json")
+    assert set(results["per_fold"]) == {"2"}
+    log = (tmp_path / "wav" / "fold_2" / "log.txt").read_text()
+    assert "Pretrained weights: loaded" in log
+    # Opting in: AST with a random spectrogram stream, the encoder from WaPT.
+    run(
+        ESC50,
+        "hparams/ast.yaml",
+        f"--output_folder={tmp_path / 'ast'}",
+        "--allow_missing=[spec_embed]",
+        *common,
+    )
+    log = (tmp_path / "ast" / "fold_2" / "log.txt").read_text()
+    assert "Backbone keys not in the checkpoint (kept random): spec_embed." in log
 
 
 def test_esc50_from_an_official_ssast_checkpoint(esc50_folder, tmp_path):

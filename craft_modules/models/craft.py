@@ -12,7 +12,9 @@ Both take a padded batch of 16 kHz waveforms and relative lengths,
 * :class:`CraftClassifier` returns logits. Its ``fusion`` selects a fine-tuning
   method of Table 2: ``ast`` (spectrogram stream only), ``swast`` (both streams
   through the shared encoder, pooled outputs concatenated) and ``swab``
-  (bottleneck fusion, Eq. 5; CRAFT's fine-tuning).
+  (bottleneck fusion, Eq. 5; CRAFT's fine-tuning); ``wav`` (MSAE waveform
+  tokens only) is the AST fine-tuning of WaPT-AST (the CRAFT paper,
+  Appendix A.3 and Table 8).
 
 Both also split their inference path as timm's models do:
 ``forward_features(wavs, lens)`` gives the encoder's output tokens of each
@@ -37,7 +39,11 @@ from craft_modules.nn.masking import mask_ids
 from craft_modules.nn.transformer import ViTEncoder, encode_two_streams
 
 PRETRAINING_METHODS = ("ssast", "swapt", "wapt", "swacl", "pswacl")
-FUSION_METHODS = ("ast", "swast", "swab")
+FUSION_METHODS = ("ast", "swast", "swab", "wav")
+
+#: SSAST's masking, 400 of the 512 patches of a 10 s clip, which the CRAFT paper
+#: adopts (Section 4.2: "the training methodology outlined in SSAST").
+SSAST_MASK_RATIO = 400 / 512
 
 
 class CraftBackbone(nn.Module):
@@ -203,18 +209,28 @@ class CraftPretrainer(CraftBackbone):
     compute-saving switch that is off by default. The waveform stream's
     targets are its own MSAE patches (detached), predicted by heads of that
     size. For SWaCL, patch tokens are mean-pooled and projected by a per-stream
-    head (Linear, ReLU, Linear); the spectrogram side is taken from the
-    discriminative masked pass when MSPM runs (``swacl_spec="masked"``, no extra
-    pass) or from an unmasked pass (``swacl_spec="clean"``); the waveform side
-    is always an unmasked pass. All passes have the same number of tokens and
-    run through the encoder as one batch (``batched=True``).
+    head (Linear, ReLU, Linear). Eq. 4a of the CRAFT paper (Section 3.3)
+    contrasts ``O_spec = Encoder(p_spec)`` and ``O_wav = Encoder(p_wav)``, the
+    encoder outputs of the unmasked tokens of both streams (Eq. 6b, Eq. 1c):
+    by default (``swacl_spec="clean"``) the spectrogram side is an unmasked
+    pass of its own, as is the waveform side. ``swacl_spec="masked"`` takes the
+    spectrogram side from the discriminative masked pass of MSPM instead (400
+    of 512 patches are mask tokens): a compute-saving switch, not the paper's
+    method, off by default (see ``benchmarks/bench_core.py`` for its step-time
+    ratio). All passes have the same number of tokens and run through the
+    encoder as one batch (``batched=True``).
 
     Arguments
     ---------
     method : str
         ``ssast``, ``swapt``, ``wapt``, ``swacl`` or ``pswacl``.
-    mask_patch : int
-        Masked patches per clip (400 of 512 in SSAST).
+    mask_patch : int, optional
+        Masked patches per clip (400 of 512 in SSAST); takes precedence over
+        ``mask_ratio`` when set.
+    mask_ratio : float
+        Share of the patch grid masked when ``mask_patch`` is None, rounded to
+        the nearest patch; the default 400/512 gives SSAST's 400 patches at
+        10 s and scales with shorter clips (100 of 128 at 2 s).
     cluster_factor : int
         Smallest cluster side of cluster masking.
     r_g : float
@@ -232,7 +248,9 @@ class CraftPretrainer(CraftBackbone):
     swacl_symmetric : bool
         Adds the spectrogram-anchored direction to SWaCL.
     swacl_spec : str
-        ``masked`` or ``clean``: which spectrogram pass SWaCL uses.
+        ``clean`` (Eq. 4a: an unmasked spectrogram pass) or ``masked`` (the
+        discriminative masked pass, a compute saving): the spectrogram side
+        of SWaCL.
     single_pass : bool
         One masked pass for both MSPM heads.
     batched : bool
@@ -256,7 +274,8 @@ class CraftPretrainer(CraftBackbone):
     def __init__(
         self,
         method="pswacl",
-        mask_patch=400,
+        mask_patch=None,
+        mask_ratio=SSAST_MASK_RATIO,
         cluster_factor=3,
         r_g=10.0,
         r_w=1.0,
@@ -265,7 +284,7 @@ class CraftPretrainer(CraftBackbone):
         swacl_temperature=1.0,
         swacl_cosine=False,
         swacl_symmetric=False,
-        swacl_spec="masked",
+        swacl_spec="clean",
         single_pass=False,
         batched=True,
         **backbone,
@@ -294,7 +313,6 @@ class CraftPretrainer(CraftBackbone):
             raise ValueError(
                 "pretraining needs non-overlapping patches (stride == patch shape)"
             )
-        self.mask_patch = int(mask_patch)
         self.cluster_factor = int(cluster_factor)
         self.r_g, self.r_w, self.r_cl = float(r_g), float(r_w), float(r_cl)
         self.swacl_options = dict(
@@ -324,10 +342,16 @@ class CraftPretrainer(CraftBackbone):
             self.spec_proj = _prediction_head(dim, int(proj_dim))
             self.wav_proj = _prediction_head(dim, int(proj_dim))
         grid = (self.spec_embed or self.wav_embed).num_patches
+        self.mask_patch = _masked_patches(mask_patch, mask_ratio, grid)
         limit = grid - 2 if self.cluster else grid
         if (self.spec_mspm or self.wav_mspm) and not 0 < self.mask_patch <= limit:
+            asked = (
+                f"mask_patch={mask_patch}"
+                if mask_patch is not None
+                else f"mask_ratio={mask_ratio} ({self.mask_patch} patches)"
+            )
             raise ValueError(
-                f"mask_patch={mask_patch} does not fit the {grid}-patch grid of "
+                f"{asked} does not fit the {grid}-patch grid of "
                 f"target_frames={self.target_frames} (at most {limit})"
             )
 
@@ -512,6 +536,25 @@ class CraftPretrainer(CraftBackbone):
         return losses
 
 
+def _masked_patches(mask_patch, mask_ratio, n_patches):
+    """Masked patches per clip: ``mask_patch`` if set, else ``mask_ratio`` of the grid.
+
+    Example
+    -------
+    >>> _masked_patches(None, SSAST_MASK_RATIO, 512), _masked_patches(None, SSAST_MASK_RATIO, 96)
+    (400, 75)
+    >>> _masked_patches(20, SSAST_MASK_RATIO, 512)
+    20
+    """
+    if mask_patch is not None:
+        return int(mask_patch)
+    if mask_ratio is None or not 0.0 < float(mask_ratio) < 1.0:
+        raise ValueError(
+            f"mask_ratio must be in (0, 1) when mask_patch is null, got {mask_ratio!r}"
+        )
+    return int(round(float(mask_ratio) * n_patches))
+
+
 def _prediction_head(dim, out_dim):
     """SSAST's prediction head: Linear(D, D), ReLU, Linear(D, out_dim), PyTorch default init."""
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
@@ -534,7 +577,13 @@ class CraftClassifier(CraftBackbone):
     the encoder's final norm, excluding both class tokens (SSAST's
     ``ft_avgtok``), or the mean of the cls and dist outputs (``pooling="cls"``).
     AST classifies the spectrogram's; SWAST and SWaB classify the
-    concatenation of both streams' (``2 * embed_dim``). The head is
+    concatenation of both streams' (``2 * embed_dim``). ``fusion="wav"`` is
+    the AST fine-tuning of WaPT-AST (the CRAFT paper, Appendix A.3, Eq. 9 and
+    Table 8): the spectrogram embedding is replaced by the MSAE one, so the
+    model builds no spectrogram stream (no fbank, no ``spec_embed``; a
+    ``spec_augment`` is then ignored) and classifies the waveform tokens'
+    pooled output (``embed_dim``). It fine-tunes from any pretraining run
+    with a waveform embedding (WaPT, SWaPT, SWaCL, PSWaCL). The head is
     ``mlp_head = Sequential(LayerNorm, Linear)`` as in SSAST.
 
     Arguments
@@ -542,7 +591,7 @@ class CraftClassifier(CraftBackbone):
     n_classes : int
         Number of output classes.
     fusion : str
-        ``ast``, ``swast`` or ``swab``.
+        ``ast``, ``swast``, ``swab`` or ``wav`` (waveform tokens only).
     n_bottlenecks : int
         Bottleneck tokens of SWaB (64 in the paper, Table 5c).
     fusion_layer : int
@@ -573,6 +622,9 @@ class CraftClassifier(CraftBackbone):
     >>> spec, wav = model.forward_features(wavs, lens)
     >>> spec.shape, model.forward_head((spec, wav), pre_logits=True).shape
     (torch.Size([3, 62, 192]), torch.Size([3, 384]))
+    >>> wapt_ast = CraftClassifier(5, fusion="wav", model_size="tiny", depth=1, target_frames=64)
+    >>> wapt_ast.spec_embed is None, wapt_ast(wavs, lens).shape
+    (True, torch.Size([3, 5]))
     """
 
     def __init__(
@@ -593,10 +645,12 @@ class CraftClassifier(CraftBackbone):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         backbone.setdefault("fstride", 10)
         backbone.setdefault("tstride", 10)
-        super().__init__(use_spec=True, use_wav=fusion != "ast", **backbone)
+        super().__init__(use_spec=fusion != "wav", use_wav=fusion != "ast", **backbone)
         self.fusion = fusion
         self.pooling = pooling
         self.batched = bool(batched)
+        if fusion == "wav":
+            spec_augment = None  # there is no spectrogram to augment
         self.spec_augment = spec_augment
         if spec_augment is not None:
             # SSAST masks with log-mel 0 before normalising: the normalised pad value.
@@ -620,7 +674,7 @@ class CraftClassifier(CraftBackbone):
             nn.init.trunc_normal_(self.bottlenecks, std=0.02)
         else:
             self.bottlenecks = None
-        head_dim = dim if fusion == "ast" else 2 * dim
+        head_dim = dim if fusion in ("ast", "wav") else 2 * dim
         self.mlp_head = nn.Sequential(
             nn.LayerNorm(head_dim), nn.Linear(head_dim, int(n_classes))
         )
@@ -659,11 +713,14 @@ class CraftClassifier(CraftBackbone):
         Returns
         -------
         tuple of torch.Tensor
-            The normalised tokens of each stream (one for AST, spectrogram
-            then waveform for SWAST and SWaB), each ``(batch, n_class_tokens
-            + n_patches, embed_dim)`` with the cls and dist tokens first.
+            The normalised tokens of each stream (one for AST and ``wav``,
+            spectrogram then waveform for SWAST and SWaB), each ``(batch,
+            n_class_tokens + n_patches, embed_dim)`` with the cls and dist
+            tokens first.
         """
         lens = check_waveform_batch(wavs, lens)
+        if self.fusion == "wav":
+            return (self.encoder(self.wav_embed(self.wav_image(wavs, lens))),)
         feats = self.fbank(wavs, lens)
         if self.training and self.spec_augment is not None:
             feats = self.spec_augment(feats)
@@ -704,8 +761,9 @@ class CraftClassifier(CraftBackbone):
     def time_embeddings(self, wavs, lens=None):
         """Embeddings along time: each token column averaged over frequency.
 
-        Both streams share the token grid, so SWAST/SWaB concatenate their
-        columns (``n_streams * embed_dim``, the size of the pooled embedding).
+        Both streams share the token grid (and the MSAE pools over the fbank's
+        frames), so SWAST/SWaB concatenate their columns (``n_streams *
+        embed_dim``, the size of the pooled embedding).
 
         Arguments
         ---------
@@ -731,10 +789,12 @@ class CraftClassifier(CraftBackbone):
         """
         n_cls = PatchEmbedding.n_class_tokens
         streams = [s[:, n_cls:] for s in self.forward_features(wavs, lens)]
-        f_dim, t_dim = (int(x) for x in self.spec_embed.grid)
+        embed = self.spec_embed if self.spec_embed is not None else self.wav_embed
+        frames = self.fbank if self.fbank is not None else self.msae
+        f_dim, t_dim = (int(x) for x in embed.grid)
         columns = [s.reshape(s.shape[0], f_dim, t_dim, -1).mean(dim=1) for s in streams]
-        hop = self.fbank.hop_length / self.fbank.sample_rate
-        window = self.fbank.win_length / self.fbank.sample_rate
-        first = torch.arange(t_dim, dtype=torch.float64) * self.spec_embed.tstride
-        centres = (first + (self.spec_embed.tshape - 1) / 2) * hop + window / 2
+        hop = frames.hop_length / frames.sample_rate
+        window = frames.win_length / frames.sample_rate
+        first = torch.arange(t_dim, dtype=torch.float64) * embed.tstride
+        centres = (first + (embed.tshape - 1) / 2) * hop + window / 2
         return torch.cat(columns, dim=-1), centres

@@ -213,6 +213,19 @@ class MSAE(nn.Module):
     estimate of the same window average at ``1/s`` of the cost (5x cheaper and
     the default; it must divide the window and the hop).
 
+    Loudness: the MSAE normalises nothing. The paper describes no input or
+    output normalisation of the waveform stream (the CRAFT paper, Section 3.1,
+    Eq. 1a-1c), and none is applied: the only preprocessing is the DC removal
+    the fbank also does, which is linear, and the pointwise activations
+    ``relu``/``abs``/``none`` are positively homogeneous, so with zero
+    convolution biases the image scales exactly with the waveform
+    (``MSAE(10 x) = 10 MSAE(x)``; the biases, learnt, only shift that). The
+    spectrogram stream is log-compressed and normalised with dataset
+    statistics instead, so the same gain only adds ``ln(100) / (2 std)`` to
+    every normalised log-mel value (above the log floor). Loudness therefore reaches the waveform
+    tokens multiplicatively and the spectrogram tokens as an offset;
+    ``tests/test_embedding.py`` pins both.
+
     Arguments
     ---------
     kernel_sizes : list of int
@@ -264,6 +277,7 @@ class MSAE(nn.Module):
         self.kernel_sizes = kernel_sizes
         self.n_bins = int(n_bins)
         self.target_frames = int(target_frames)
+        self.sample_rate = int(sample_rate)
         self.win_length = int(sample_rate * frame_length_ms / 1000)
         self.hop_length = int(sample_rate * frame_shift_ms / 1000)
         self.conv_stride = int(conv_stride)

@@ -36,6 +36,7 @@ SOURCE_KEYS = (
     "init_from",
     "stream_checkpoints",
     "neuralogram_checkpoint",
+    "allow_missing",
 )
 
 
@@ -66,6 +67,7 @@ def initialise(
     init_from="",
     stream_checkpoints=None,
     neuralogram_checkpoint=None,
+    allow_missing=(),
 ):
     """Loads a freshly built model's initial weights from every source given.
 
@@ -86,6 +88,9 @@ def initialise(
         ``{stream: run, save folder or model.ckpt}`` for a diverse model.
     neuralogram_checkpoint : str, optional
         A neuralogram CNN's ``state_dict`` file for a diverse model.
+    allow_missing : list of str
+        Modules the model needs that a run of this project may lack (kept
+        random; see :func:`craft_modules.weights.transfer.load_pretrained`).
 
     Returns
     -------
@@ -118,7 +123,9 @@ def initialise(
                 f"init_from must be '', 'ssast' or 'ast', got {init_from!r}"
             )
         else:
-            report = load_pretrained(model, pretrained_path)
+            report = load_pretrained(
+                model, pretrained_path, allow_missing=allow_missing or ()
+            )
     if stream_checkpoints or neuralogram_checkpoint:
         if not hasattr(model, "streams"):
             raise ValueError(

@@ -317,7 +317,7 @@ def is_official_state_dict(state):
     return any(k.split("module.", 1)[-1].startswith("v.") for k in state)
 
 
-def initialise_model(model, path, init_from="", **streams):
+def initialise_model(model, path, init_from="", allow_missing=(), **streams):
     """The recipes' ``pretrained_path`` / ``init_from`` switch (see :func:`initialise`).
 
     Arguments
@@ -330,6 +330,10 @@ def initialise_model(model, path, init_from="", **streams):
     init_from : str
         ``""`` (a pretraining or fine-tuning run of this project), ``ssast``
         or ``ast`` (official checkpoint files).
+    allow_missing : list of str
+        Modules a run of this project may lack (see
+        :func:`craft_modules.weights.transfer.load_pretrained`); official
+        checkpoints have their own rules (:func:`load_official`).
     **streams : dict
         ``stream_checkpoints`` / ``neuralogram_checkpoint`` of a diverse model.
 
@@ -340,4 +344,4 @@ def initialise_model(model, path, init_from="", **streams):
     """
     from craft_modules.weights.loading import initialise
 
-    return initialise(model, path, init_from, **streams)
+    return initialise(model, path, init_from, allow_missing=allow_missing, **streams)

@@ -20,6 +20,13 @@ so transfer is by name. Two things differ between the stages:
   new. Every key that is not transferred is listed in the returned
   :class:`LoadReport` and logged, so nothing is dropped silently.
 
+A backbone module the model needs and the checkpoint lacks (``spec_embed``
+of a WaPT run loaded into an AST or SWaB classifier, ``msae``/``wav_embed``
+of an SSAST run loaded into SWaB) is an error naming the checkpoint and the
+modules, unless the caller lists them in ``allow_missing`` (a recipe's
+``--allow_missing=[spec_embed]``): they then keep their random
+initialisation, as for the SSAST-SWaB row of Table 3 of the CRAFT paper.
+
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
@@ -256,7 +263,39 @@ def load_state_dict_file(path):
     return strip_module_prefix(state)
 
 
-def load_pretrained(model, source, pos_mode="ssast", strict=False):
+def missing_modules(keys):
+    """The module prefixes of missing keys, in order: ``encoder.blocks.3``, ``spec_embed``...
+
+    A key of the model's own backbone modules (``spec_embed.proj.weight``) is
+    named by its module (``spec_embed``); a key of the encoder by its block
+    (``encoder.blocks.3``) or its other submodule (``encoder.norm``), so a
+    checkpoint of a shallower encoder names the blocks it lacks.
+
+    Example
+    -------
+    >>> missing_modules(["spec_embed.proj.weight", "spec_embed.pos_embed", "encoder.blocks.3.mlp.fc1.bias"])
+    ['spec_embed', 'encoder.blocks.3']
+    """
+    names = []
+    for key in keys:
+        parts = key.split(".")
+        if parts[0] != "encoder":
+            depth = 1
+        elif parts[1:2] == ["blocks"]:
+            depth = 3
+        else:
+            depth = 2
+        name = ".".join(parts[: max(1, min(depth, len(parts) - 1))])
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _allowed(key, allow_missing):
+    return any(key == p or key.startswith(p + ".") for p in allow_missing)
+
+
+def load_pretrained(model, source, pos_mode="ssast", strict=False, allow_missing=()):
     """Initialises a classifier's backbone from a pretraining checkpoint.
 
     Arguments
@@ -268,9 +307,14 @@ def load_pretrained(model, source, pos_mode="ssast", strict=False):
     pos_mode : str
         Positional embedding resizing (see :func:`resize_pos_embed`).
     strict : bool
-        Raise if any backbone key of the target is missing from the checkpoint
-        (by default they are reported and keep their initialisation, e.g. the
-        waveform stream when fine-tuning SWaB from an SSAST checkpoint).
+        Raise if any backbone key of the target is missing from the
+        checkpoint, even one ``allow_missing`` covers.
+    allow_missing : list of str
+        Module prefixes (``spec_embed``, ``msae``, ``wav_embed``,
+        ``encoder.blocks.11``...) the checkpoint may lack: their keys keep
+        their initialisation and are reported (e.g. the waveform stream when
+        fine-tuning SWaB from an SSAST run: ``["msae", "wav_embed"]``). Any
+        other missing backbone key is an error naming its module.
 
     Returns
     -------
@@ -285,9 +329,20 @@ def load_pretrained(model, source, pos_mode="ssast", strict=False):
     >>> report = load_pretrained(clf, pre.state_dict())
     >>> report.resized
     ['spec_embed.pos_embed']
+    >>> swast = CraftClassifier(3, fusion="swast", model_size="tiny", depth=1, target_frames=48)
+    >>> load_pretrained(swast, pre.state_dict())
+    Traceback (most recent call last):
+    ...
+    ValueError: the checkpoint (a state dict) lacks modules this model needs: msae, wav_embed. To keep them randomly initialised, opt in with --allow_missing=[msae,wav_embed] (allow_missing=["msae", "wav_embed"])
+    >>> load_pretrained(swast, pre.state_dict(), allow_missing=["msae", "wav_embed"]).missing[0]
+    'msae.convs.0.weight'
     """
+    allow_missing = [str(p).strip().rstrip(".") for p in (allow_missing or ())]
+    name = "the checkpoint (a state dict)"
     if not isinstance(source, dict):
-        source = load_state_dict_file(find_checkpoint_file(source))
+        path = find_checkpoint_file(source)
+        name = f"checkpoint {path}"
+        source = load_state_dict_file(path)
     source = strip_module_prefix(source)
     target = model.state_dict()
     report = LoadReport()
@@ -324,6 +379,16 @@ def load_pretrained(model, source, pos_mode="ssast", strict=False):
     report.unexpected = sorted(k for k in source if k not in target)
     if strict and report.missing:
         raise ValueError(f"checkpoint lacks backbone keys: {', '.join(report.missing)}")
+    refused = missing_modules(
+        k for k in report.missing if not _allowed(k, allow_missing)
+    )
+    if refused:
+        quoted = ", ".join(f'"{m}"' for m in refused)
+        raise ValueError(
+            f"{name} lacks modules this model needs: {', '.join(refused)}. To keep "
+            f"them randomly initialised, opt in with --allow_missing=[{','.join(refused)}] "
+            f"(allow_missing=[{quoted}])"
+        )
     model.load_state_dict(updates, strict=False)
     logger.info("Pretrained weights: %s", report)
     if report.missing:

@@ -230,7 +230,12 @@ def main():
         hparams["epoch_counter"].limit = epochs
 
     # The starting point and the Brain.
-    initialise_model(hparams["model"], hparams["pretrained_path"], hparams["init_from"])
+    initialise_model(
+        hparams["model"],
+        hparams["pretrained_path"],
+        hparams["init_from"],
+        allow_missing=hparams.get("allow_missing", ()),
+    )
     brain = PretrainBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
