@@ -329,6 +329,7 @@ def test_audioset_wapt_ast_fine_tunes_waveform_tokens(
         "--fusion=wav",
         "--batch_size=4",
         "--number_of_epochs=1",
+        "--weight_averaging_start=1",
         "--n_classes=4",
         *TINY,
     )
