@@ -26,6 +26,8 @@ Usage:
     # half as many draws per LibriSpeech clip; or only a folder of audio
     ... --unlabeled_folders="[{path: /data/LibriSpeech, weight: 0.5}]"
     ... --train_splits=[] --unlabeled_folders=[/my/audio] --data_folder=/my/audio
+    # prepare, build the model, draw one batch, write dry_run.json, stop:
+    ... --dry_run=True
 
 Authors
  * CRAFT for SpeechBrain contributors 2026

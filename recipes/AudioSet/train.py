@@ -22,7 +22,9 @@ epochs 2, 3 and 4, uniform average of epochs 1..5): add
 
 Usage:
     python recipes/AudioSet/train.py hparams/finetune_craft.yaml --data_folder=/data/AudioSet \
-        --pretrained_path=results/AudioSet/pretrain/craft/1986/save
+        --pretrained_path=results/AudioSet/pretrain/pswacl/1986/save
+    # prepare, build the model, draw one batch, write dry_run.json, stop:
+    ... --dry_run=True
 
 Authors
  * CRAFT for SpeechBrain contributors 2026

@@ -13,6 +13,8 @@ drawn from the held-out predictions of every fold at the best epoch.
 Usage:
     python recipes/ESC50/train.py hparams/craft.yaml --data_folder=/data/ESC-50
     torchrun --nproc_per_node=4 recipes/ESC50/train.py hparams/craft.yaml --data_folder=...
+    # prepare, build the model, draw one batch, write dry_run.json, stop:
+    ... --dry_run=True
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
