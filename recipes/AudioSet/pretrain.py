@@ -26,6 +26,8 @@ Usage:
     # half as many draws per LibriSpeech clip; or only a folder of audio
     ... --unlabeled_folders="[{path: /data/LibriSpeech, weight: 0.5}]"
     ... --train_splits=[] --unlabeled_folders=[/my/audio] --data_folder=/my/audio
+    # prepare, build the model, draw one batch, write dry_run.json, stop:
+    ... --dry_run=True
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -49,6 +51,7 @@ from craft_modules.data.datasets import audio_dataset
 from craft_modules.data.manifest import CompactManifest
 from craft_modules.data.samplers import StepEpochSampler, source_weighted_sampler
 from craft_modules.training.brains import PretrainBrain
+from craft_modules.training.dry_run import report_dry_run
 from craft_modules.training.experiment import (
     finish,
     parse_recipe_arguments,
@@ -228,6 +231,18 @@ def main():
     )
     if epochs != hparams["number_of_epochs"]:
         hparams["epoch_counter"].limit = epochs
+    num_workers = hparams.get("num_workers", 0)
+    train_loader_kwargs = train_loader_options(
+        hparams["batch_size"],
+        num_workers=num_workers,
+        drop_last=hparams.get("drop_last", False),
+        sampler=sampler,
+    )
+
+    # --dry_run=True: the built model and one training batch, then stop.
+    if hparams.get("dry_run"):
+        report_dry_run(hparams, train_set, train_loader_kwargs)
+        return finish()
 
     # The starting point and the Brain.
     initialise_model(
@@ -243,17 +258,11 @@ def main():
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    num_workers = hparams.get("num_workers", 0)
     brain.fit(
         hparams["epoch_counter"],
         train_set,
         valid_set,
-        train_loader_kwargs=train_loader_options(
-            hparams["batch_size"],
-            num_workers=num_workers,
-            drop_last=hparams.get("drop_last", False),
-            sampler=sampler,
-        ),
+        train_loader_kwargs=train_loader_kwargs,
         valid_loader_kwargs=eval_loader_options(
             valid_set, hparams["batch_size"], num_workers=num_workers
         ),

@@ -22,7 +22,9 @@ epochs 2, 3 and 4, uniform average of epochs 1..5): add
 
 Usage:
     python recipes/AudioSet/train.py hparams/finetune_craft.yaml --data_folder=/data/AudioSet \
-        --pretrained_path=results/AudioSet/pretrain/craft/1986/save
+        --pretrained_path=results/AudioSet/pretrain/pswacl/1986/save
+    # prepare, build the model, draw one batch, write dry_run.json, stop:
+    ... --dry_run=True
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -42,6 +44,7 @@ from craft_modules.data.manifest import CompactManifest
 from craft_modules.data.samplers import balanced_sampler
 from craft_modules.metrics import save_predictions
 from craft_modules.training.brains import ClassifierBrain
+from craft_modules.training.dry_run import report_dry_run
 from craft_modules.training.experiment import (
     finish,
     parse_recipe_arguments,
@@ -89,6 +92,18 @@ def main():
         sampler = balanced_sampler(train_manifest, hparams["seed"])
         logger.info("Balanced sampling: AST label-frequency weights, with replacement")
     num_workers = hparams.get("num_workers", 0)
+    train_loader_kwargs = train_loader_options(
+        hparams["batch_size"],
+        num_workers=num_workers,
+        drop_last=hparams.get("drop_last", False),
+        sampler=sampler,
+    )
+
+    # --dry_run=True: the built model and one training batch, then stop
+    # (pretrained_path is reported, not loaded).
+    if hparams.get("dry_run"):
+        report_dry_run(hparams, datasets["train"], train_loader_kwargs)
+        return finish()
 
     # The starting point (a pretraining run, an official checkpoint or
     # scratch) and the Brain.
@@ -107,12 +122,7 @@ def main():
         hparams["epoch_counter"],
         datasets["train"],
         datasets["eval"],
-        train_loader_kwargs=train_loader_options(
-            hparams["batch_size"],
-            num_workers=num_workers,
-            drop_last=hparams.get("drop_last", False),
-            sampler=sampler,
-        ),
+        train_loader_kwargs=train_loader_kwargs,
         valid_loader_kwargs=eval_loader_options(
             datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
         ),

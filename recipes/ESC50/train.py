@@ -13,6 +13,8 @@ drawn from the held-out predictions of every fold at the best epoch.
 Usage:
     python recipes/ESC50/train.py hparams/craft.yaml --data_folder=/data/ESC-50
     torchrun --nproc_per_node=4 recipes/ESC50/train.py hparams/craft.yaml --data_folder=...
+    # prepare, build the model, draw one batch, write dry_run.json, stop:
+    ... --dry_run=True
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -30,6 +32,7 @@ from craft_modules.data.datasets import labelled_datasets
 from craft_modules.data.labels import checked_labels, one_hot_pipeline
 from craft_modules.metrics import save_confusion_matrix
 from craft_modules.training.brains import ClassifierBrain
+from craft_modules.training.dry_run import report_dry_run
 from craft_modules.training.experiment import (
     finish,
     merge_overrides,
@@ -73,6 +76,17 @@ def run_fold(hparams_file, run_opts, overrides, fold, manifest_path):
         eval_clip_duration=hparams.get("eval_clip_duration"),
         pad=bool(hparams.get("pad_clips", True)),
     )
+    train_loader_kwargs = train_loader_options(
+        hparams["batch_size"],
+        num_workers=hparams.get("num_workers", 0),
+        drop_last=hparams.get("drop_last", False),
+    )
+
+    # --dry_run=True: the built model and one training batch, then stop
+    # (pretrained_path is reported, not loaded).
+    if hparams.get("dry_run"):
+        report_dry_run(hparams, datasets["train"], train_loader_kwargs)
+        return None, None
 
     # The starting point: a pretraining run, an official checkpoint or scratch.
     initialise(hparams["model"], **weight_sources(hparams))
@@ -91,11 +105,7 @@ def run_fold(hparams_file, run_opts, overrides, fold, manifest_path):
         hparams["epoch_counter"],
         datasets["train"],
         datasets["test"],
-        train_loader_kwargs=train_loader_options(
-            hparams["batch_size"],
-            num_workers=hparams.get("num_workers", 0),
-            drop_last=hparams.get("drop_last", False),
-        ),
+        train_loader_kwargs=train_loader_kwargs,
         valid_loader_kwargs=eval_loader_options(
             datasets["test"],
             2 * hparams["batch_size"],
@@ -165,6 +175,8 @@ def main():
         histories[fold], models[fold] = run_fold(
             hparams_file, run_opts, overrides, fold, manifest_path
         )
+        if histories[fold] is None:  # --dry_run=True: the first fold only
+            return finish()
 
     results = summarise(folds, histories, labels, settings["output_folder"])
     results["model"] = models[folds[0]]
