@@ -8,10 +8,13 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import os
+
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.preparation import write_json_atomic
+from craft_modules.metrics import save_predictions
 
 logger = get_logger(__name__)
 
@@ -126,3 +129,34 @@ def write_results(path, results):
     if if_main_process():
         write_json_atomic(results, path)
         logger.info("Results written to %s", path)
+
+
+def write_multilabel_results(output_folder, brain, model):
+    """Writes a multi-label run's ``results.json`` and ``eval_predictions.npz``.
+
+    ``eval_predictions.npz`` holds each evaluated clip's scores, which
+    ``recipes/AudioSet/ensemble.py`` averages over runs.
+
+    Arguments
+    ---------
+    output_folder : str
+        The run's output folder.
+    brain : ClassifierBrain
+        The Brain after ``evaluate`` (``test_metrics``, ``history``,
+        ``weight_averaged``, ``test_predictions``).
+    model : torch.nn.Module
+        The trained model.
+
+    Returns
+    -------
+    dict
+        The results (see :func:`multilabel_results`).
+    """
+    results = multilabel_results(
+        brain.test_metrics, brain.history, model, brain.weight_averaged
+    )
+    write_results(os.path.join(output_folder, "results.json"), results)
+    save_predictions(
+        os.path.join(output_folder, "eval_predictions.npz"), *brain.test_predictions
+    )
+    return results

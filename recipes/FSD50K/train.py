@@ -22,7 +22,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import os
 import sys
 
 import speechbrain as sb
@@ -31,7 +30,6 @@ from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.data.datasets import multilabel_datasets
 from craft_modules.data.labels import checked_labels
-from craft_modules.metrics import save_predictions
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import (
     finish,
@@ -39,7 +37,7 @@ from craft_modules.training.experiment import (
     start_experiment,
 )
 from craft_modules.training.loaders import eval_loader_options, train_loader_options
-from craft_modules.training.results import multilabel_results, write_results
+from craft_modules.training.results import write_multilabel_results
 from craft_modules.weights.loading import initialise, weight_sources
 
 
@@ -105,14 +103,9 @@ def main():
             datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
         ),
     )
-    results = multilabel_results(
-        brain.test_metrics, brain.history, hparams["model"], brain.weight_averaged
-    )
-    write_results(os.path.join(hparams["output_folder"], "results.json"), results)
-    # Each clip's scores, for ensembles of runs (recipes/AudioSet/ensemble.py).
-    save_predictions(
-        os.path.join(hparams["output_folder"], "eval_predictions.npz"),
-        *brain.test_predictions,
+    # results.json, and each clip's scores for ensembles (ensemble.py).
+    results = write_multilabel_results(
+        hparams["output_folder"], brain, hparams["model"]
     )
     if sb.utils.distributed.if_main_process():
         print(
