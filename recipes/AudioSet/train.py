@@ -116,23 +116,22 @@ def main():
     )
 
     # SSAST validates on the eval set after every epoch (AudioSet has no dev split).
+    eval_options = eval_loader_options(
+        datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
+    )
     brain.fit(
         hparams["epoch_counter"],
         datasets["train"],
         datasets["eval"],
         train_loader_kwargs=train_loader_kwargs,
-        valid_loader_kwargs=eval_loader_options(
-            datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
-        ),
+        valid_loader_kwargs=eval_options,
     )
 
     # The best checkpoint, or the weight average, on the eval set.
     brain.evaluate(
         datasets["eval"],
         max_key=hparams["metric"],
-        test_loader_kwargs=eval_loader_options(
-            datasets["eval"], 2 * hparams["batch_size"], num_workers=num_workers
-        ),
+        test_loader_kwargs=eval_options,
     )
     # results.json, and each clip's scores for ensembles (ensemble.py).
     results = write_multilabel_results(
