@@ -23,8 +23,9 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 lint: install
 	$(BIN)/ruff check .
 
+# -n auto: one pytest-xdist worker per CPU (tests/conftest.py splits the threads).
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: install
 	$(BIN)/python benchmarks/bench_core.py
