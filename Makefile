@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_diverse.py
 	$(BIN)/python benchmarks/bench_clar.py
 	$(BIN)/python benchmarks/bench_scale.py --quick
+	if command -v espeak-ng >/dev/null; then $(BIN)/python benchmarks/bench_learning.py; else echo "bench_learning.py skipped: it needs espeak-ng (apt-get install espeak-ng)"; fi
 
 demo: install
 	$(BIN)/python demo/run_demo.py
