@@ -519,8 +519,25 @@ def describe_dataset(records, options):
     }
 
 
+def speaker_of(path):
+    """The speaker of a clip written by write_layouts, from its path.
+
+    Class folders: GROUP_REGEX of the file name; ESC-50 layout (``audio/``):
+    the same after the ``<word>-`` prefix.
+
+    Example
+    -------
+    >>> speaker_of("d/words/yes/en-us.f2_1.wav"), speaker_of("d/esc50/audio/yes-en-us.f2_1.wav")
+    ('en-us.f2', 'en-us.f2')
+    """
+    name = os.path.basename(path)
+    if os.path.basename(os.path.dirname(path)) == "audio":
+        name = name.split("-", 1)[1]
+    return re.match(GROUP_REGEX, name).group(1)
+
+
 def describe_split(split):
-    """Clips and speakers on each side of a split (speaker: GROUP_REGEX of the name).
+    """Clips and speakers on each side of a split (see speaker_of).
 
     Example
     -------
@@ -529,10 +546,7 @@ def describe_split(split):
     {'test_fold': 1, 'train_clips': 2, 'train_speakers': 1, 'test_clips': 1, 'test_speakers': 1, 'shared_speakers': 0}
     """
     speakers_of = {
-        side: {
-            re.match(GROUP_REGEX, os.path.basename(path)).group(1)
-            for path, _ in split[side]
-        }
+        side: {speaker_of(path) for path, _ in split[side]}
         for side in ("train", "test")
     }
     return {

@@ -93,7 +93,9 @@ def test_layouts_are_read_by_the_recipe_and_split_by_speaker(tmp_path):
         ["aa", "ii"],
         {"0": "aa", "1": "ii"},
     )
-    assert bench.describe_split(split)["shared_speakers"] == 0
+    described = bench.describe_split(split)
+    assert described["test_speakers"] == 2 and described["train_speakers"] == 8
+    assert described["shared_speakers"] == 0
 
 
 def test_mfcc_baseline_learns_spectral_shape_across_speakers(tmp_path):
