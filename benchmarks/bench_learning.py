@@ -989,6 +989,12 @@ def parse_arguments(argv=None):
         "recipe has it: auto) or the ESC-50 layout",
     )
     parser.add_argument(
+        "--models",
+        type=lambda text: text.split(","),
+        default=["mfcc", "ast", "craft"],
+        help="rows to run, of mfcc, ast, craft (comma-separated; default all)",
+    )
+    parser.add_argument(
         "--pretrain",
         action="store_true",
         help="add the row of CRAFT fine-tuned after a short PSWaCL pretraining "
@@ -1000,7 +1006,11 @@ def parse_arguments(argv=None):
         help="torch/OpenMP threads per process (default: torch's); 1 is much "
         "faster on a machine loaded by other jobs",
     )
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    unknown = sorted(set(options.models) - {"mfcc", "ast", "craft"})
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; choose of mfcc, ast, craft")
+    return options
 
 
 def settings(options):
@@ -1049,7 +1059,8 @@ def main(argv=None):
         work, "data", "words" if train["layout"] == "folders" else "esc50"
     )
     runs = {
-        key: os.path.join(work, key) for key in ("ast", "craft", "pretrain", "pswacl")
+        key: os.path.join(work, key)
+        for key in ("split", "ast", "craft", "pretrain", "pswacl")
     }
     for folder in runs.values():
         shutil.rmtree(folder, ignore_errors=True)
@@ -1061,27 +1072,35 @@ def main(argv=None):
         timing = run_recipe(args, os.path.join(work, f"{key}.log"), progress, title)
         return {**read_results(runs[key]), **timing, "command": " ".join(args)}
 
-    models = {"AST (from scratch)": classify("ast", "ast.yaml", "AST from scratch")}
+    # The split: the recipe's own preparation (a dry run), read by the
+    # baseline and the pretraining; every recipe run prepares the same folds.
+    args = classification_args(
+        "ast.yaml", data_folder, runs["split"], train, "cpu", ["--dry_run=True"]
+    )
+    run_recipe(args, os.path.join(work, "split.log"), progress, "the recipe's split")
+    split = recipe_split(os.path.join(runs["split"], "data"))
 
-    # The baseline and the pretraining read the recipe's own split.
-    split = recipe_split(os.path.join(runs["ast"], "data"))
-    progress.say(
-        f"MFCC + logistic regression: {len(split['train'])} training, "
-        f"{len(split['test'])} test clips"
-    )
-    baseline = mfcc_baseline(*zip(*split["train"]), *zip(*split["test"]))
-    baseline["accuracy_last_epoch"] = baseline.pop("accuracy")
-    models["MFCC statistics + logistic regression"] = {
-        **baseline,
-        "load": load_average(),
-    }
-    progress.say(
-        f"MFCC + logistic regression: {100 * baseline['accuracy_last_epoch']:.1f} %"
-    )
-
-    models["CRAFT (SWaB, from scratch)"] = classify(
-        "craft", "craft.yaml", "CRAFT (SWaB) from scratch"
-    )
+    models = {}
+    if "mfcc" in options.models:
+        progress.say(
+            f"MFCC + logistic regression: {len(split['train'])} training, "
+            f"{len(split['test'])} test clips"
+        )
+        baseline = mfcc_baseline(*zip(*split["train"]), *zip(*split["test"]))
+        baseline["accuracy_last_epoch"] = baseline.pop("accuracy")
+        models["MFCC statistics + logistic regression"] = {
+            **baseline,
+            "load": load_average(),
+        }
+        progress.say(
+            f"MFCC + logistic regression: {100 * baseline['accuracy_last_epoch']:.1f} %"
+        )
+    if "ast" in options.models:
+        models["AST (from scratch)"] = classify("ast", "ast.yaml", "AST from scratch")
+    if "craft" in options.models:
+        models["CRAFT (SWaB, from scratch)"] = classify(
+            "craft", "craft.yaml", "CRAFT (SWaB) from scratch"
+        )
     if options.pretrain:
         audio = os.path.join(work, "pretrain_audio")
         n_clips = link_clips([path for path, _ in split["train"]], audio)
