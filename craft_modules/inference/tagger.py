@@ -6,9 +6,13 @@
 training run) rebuilds the model and gives the label names, its ``save/``
 folder the weights (the weight average when the run used one, else the best
 checkpoint by the run's metric). :meth:`AudioTagger.from_hparams` loads
-``inference.yaml`` the SpeechBrain way (its ``pretrainer``);
+``inference.yaml`` the SpeechBrain way (its ``pretrainer``), and so a model
+folder written by ``craft-export`` (:mod:`craft_modules.inference.export`:
+``hyperparams.yaml``, ``model.ckpt``, ``label_encoder.txt``);
 :meth:`AudioTagger.from_run` also lets one choose the checkpoint, and loads
-run folders older than ``inference.yaml`` from their ``hyperparams.yaml``. It follows SpeechBrain's inference interfaces
+run folders older than ``inference.yaml`` from their ``hyperparams.yaml``;
+:meth:`AudioTagger.from_folder` takes either kind of folder. It follows
+SpeechBrain's inference interfaces
 (:class:`speechbrain.inference.interfaces.Pretrained`: ``classify_batch``,
 ``classify_file``, ``encode_batch``) and adds what tagging needs:
 
@@ -23,7 +27,12 @@ run folders older than ``inference.yaml`` from their ``hyperparams.yaml``. It fo
   regular grid (``hop_ms``, 50 ms by default, the HEAR limit): the model's
   own time resolution (:meth:`CraftClassifier.time_embeddings`, 100 ms for
   stride-10 patches) linearly interpolated to the grid, with timestamps from
-  0 up to, never past, the end of the audio.
+  0 up to, never past, the end of the audio; :meth:`AudioTagger.embeddings`
+  gives both from one forward pass;
+* many files at once (:meth:`AudioTagger.iter_tag_files`,
+  :meth:`AudioTagger.iter_embed_files`): the windows of consecutive files
+  share forward passes of ``batch_size`` windows, with the same results as
+  one file at a time.
 
 Usage::
 
@@ -1105,7 +1114,7 @@ class AudioTagger(Pretrained):
             ``(n_timestamps,)`` timestamps in milliseconds (the same for
             every signal of the batch).
         """
-        scene, emb, grid_ms = self.embeddings(wavs, sample_rate, hop_ms)
+        _, emb, grid_ms = self.embeddings(wavs, sample_rate, hop_ms)
         return emb, grid_ms
 
     def embeddings(self, wavs, sample_rate, hop_ms=50.0):
