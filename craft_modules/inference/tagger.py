@@ -821,7 +821,7 @@ class AudioTagger(Pretrained):
                 logger.warning("%s", err)
                 yield str(path), err
 
-    def _windowed(self, signals, batch_size, **outputs):
+    def _windowed(self, signals, batch_size, **options):
         """Runs the model on the windows of consecutive signals, ``batch_size`` per pass.
 
         Windows of several files share a forward pass, so short files are
@@ -834,7 +834,7 @@ class AudioTagger(Pretrained):
             exception (passed through, in order).
         batch_size : int
             Windows per forward pass.
-        **outputs : dict
+        **options : dict
             ``embed`` / ``columns`` options of :meth:`_run`.
 
         Yields
@@ -852,9 +852,9 @@ class AudioTagger(Pretrained):
                 n_windows += windows[0].shape[0]
             pending.append((key, signal, windows))
             if n_windows >= batch_size:
-                yield from self._flush(pending, batch_size, outputs)
+                yield from self._flush(pending, batch_size, options)
                 pending, n_windows = [], 0
-        yield from self._flush(pending, batch_size, outputs)
+        yield from self._flush(pending, batch_size, options)
 
     def _flush(self, pending, batch_size, options):
         """:meth:`_windowed`'s forward passes over the pending signals."""
@@ -862,12 +862,12 @@ class AudioTagger(Pretrained):
         split = iter(())
         if ready:
             sizes = [chunks.shape[0] for chunks, _, _ in ready]
-            out = self._run(
-                torch.cat([chunks for chunks, _, _ in ready]),
-                torch.cat([lens for _, lens, _ in ready]),
-                batch_size=batch_size,
-                **options,
-            )
+            if len(ready) == 1:  # a long file alone: its strided windows, no copy
+                chunks, lens, _ = ready[0]
+            else:
+                chunks = torch.cat([chunks for chunks, _, _ in ready])
+                lens = torch.cat([lens for _, lens, _ in ready])
+            out = self._run(chunks, lens, batch_size=batch_size, **options)
             if isinstance(out, tuple):  # (pooled, columns, centres)
                 split = (
                     (pooled, cols, out[2])
