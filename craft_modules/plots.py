@@ -124,7 +124,7 @@ def _render(path, panels, x_label, title, integer_x=False):
         return False
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(8.0, 1.0 + 2.4 * len(panels)), layout="constrained")
+    fig = Figure(figsize=(10.0, 1.0 + 2.4 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (y_label, lines) in zip(axes, panels):
         positive = []
@@ -140,10 +140,13 @@ def _render(path, panels, x_label, title, integer_x=False):
             and y_label != "accuracy"
         ):
             ax.set_yscale("log")
+        if y_label == "learning rate":  # from 0, in powers of ten
+            ax.set_ylim(0.0, 1.1 * max(positive + [1e-12]))
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         ax.set_ylabel(y_label)
         ax.grid(True, alpha=0.3)
-        if len(lines) > 1:
-            ax.legend(fontsize=7, loc="best", ncol=2 if len(lines) > 4 else 1)
+        if len(lines) > 1:  # beside the axes, never over the curves
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1].set_xlabel(x_label)
     if integer_x:
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -151,12 +154,6 @@ def _render(path, panels, x_label, title, integer_x=False):
         fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
     return True
-
-
-def _colors():
-    """The default colour cycle, by index."""
-    cycle = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
-    return lambda i: cycle[i % len(cycle)]
 
 
 def plot_step_curves(records, path, monitor=None, title=None):
@@ -199,16 +196,15 @@ def plot_step_curves(records, path, monitor=None, title=None):
             for k, v in record.items()
             if k not in RECORD_META and k not in keys and _finite(v)
         )
-    color = _colors()
     panels = {"loss": [], "loss components": [], "accuracy": []}
-    for index, key in enumerate(keys):
+    for key in keys:
         panel = (
             "loss"
             if key == "loss"
             else ("accuracy" if _is_accuracy(key) else "loss components")
         )
         name = f"{key} (monitored)" if key == monitor else key
-        style = {"color": color(index)}
+        style = {"color": f"C{len(panels[panel]) // 2 % 10}"}
         panels[panel].append(
             (f"train {name}", *_series(train, key), {**style, "linewidth": 1.2})
         )
@@ -289,16 +285,17 @@ def plot_epoch_curves(history, path, metrics=("accuracy",), title=None):
     for index, key in enumerate(metrics):
         xs, ys = _series(history, key)
         scores.append((f"valid {key}", xs, ys, {"color": f"C{index}", **marker}))
-        if index == 0 and ys:
-            best = max(range(len(ys)), key=lambda i: ys[i])
-            scores.append(
-                (
-                    f"best: {ys[best]:.3f} (epoch {xs[best]})",
-                    [xs[best]],
-                    [ys[best]],
-                    {"color": "C3", "marker": "*", "markersize": 12, "linestyle": ""},
-                )
+    xs, ys = _series(history, metrics[0])
+    if ys:
+        best = max(range(len(ys)), key=lambda i: ys[i])
+        scores.append(
+            (
+                f"best {metrics[0]}: {ys[best]:.3f} (epoch {xs[best]})",
+                [xs[best]],
+                [ys[best]],
+                {"color": "C3", "marker": "*", "markersize": 12, "linestyle": ""},
             )
+        )
     lr = [("lr", *_series(history, "lr"), {"color": "k", **marker})]
     return _render(
         path,
@@ -379,8 +376,12 @@ def plot_fold_curves(histories, path, metric="accuracy", best_epoch=None, title=
 
 
 def _short(name):
+    """``name``, or its start and end around an ellipsis beyond ``MAX_NAME`` characters."""
     name = str(name)
-    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "\u2026"
+    if len(name) <= MAX_NAME:
+        return name
+    tail = MAX_NAME // 3
+    return name[: MAX_NAME - tail - 1] + "\u2026" + name[-tail:]
 
 
 def _bars(ax, items, x_max=1.0):
@@ -439,7 +440,11 @@ def plot_per_class_ap(per_class_ap, path, unscored=(), title=None, top=TOP_CLASS
     m_ap = sum(per_class_ap.values()) / len(per_class_ap)
     heading = title or (
         f"Per-class AP: mAP {m_ap:.3f} over {len(items)} classes"
-        + (f" ({len(unscored)} without positives not scored)" if unscored else "")
+        + (
+            f"; {len(unscored)} not scored (no positive or no negative clip)"
+            if unscored
+            else ""
+        )
     )
     if len(items) <= 2 * top:
         fig = Figure(figsize=(8.0, 1.2 + 0.22 * len(items)), layout="constrained")
