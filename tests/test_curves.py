@@ -241,3 +241,30 @@ def test_a_failed_write_keeps_the_previous_figure(tmp_path):
         plots.save_figure(fig, str(path))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+def test_only_the_log_steps_read_the_device(tmp_path):
+    """Between two logs a step makes no host read (the losses stay on the device)."""
+    from test_host_sync import HostReads
+
+    brain = _brain(tmp_path, log_interval=3)
+    brain.on_fit_start()
+    detector = HostReads()
+    optimizers_step = brain.optimizers_step
+
+    def step_outside_the_detector():  # SGD's own bookkeeping is not the Brain's
+        with detector.pause():
+            optimizers_step()
+
+    brain.optimizers_step = step_outside_the_detector
+    brain.on_stage_start(sb.Stage.TRAIN, 1)
+    brain.modules.train()
+    for step in (1, 2):
+        brain.step = step
+        with detector:
+            brain.fit_batch(_batch(step))
+    assert brain.step_log.records == []
+    brain.step = 3
+    with pytest.raises(AssertionError, match="host read"):
+        with detector:
+            brain.fit_batch(_batch(3))  # the log step reads the sums once
