@@ -59,30 +59,30 @@ logger = get_logger(__name__)
 def run_option(run_opts, hparams, key, default=None):
     """A SpeechBrain run option with its priority: command line > YAML > default.
 
-        Arguments
-        ---------
-        run_opts : RunOptions or dict or None
-            From ``sb.parse_arguments`` (only the keys given on the command line
-            count as set).
-        hparams : dict or None
-            The loaded YAML.
-        key : str
-            The option, e.g. ``precision`` or ``grad_accumulation_factor``.
-        default : object
-            The value when neither sets it.
+    Arguments
+    ---------
+    run_opts : RunOptions or dict or None
+        From ``sb.parse_arguments`` (only the keys given on the command line
+        count as set).
+    hparams : dict or None
+        The loaded YAML.
+    key : str
+        The option, e.g. ``precision`` or ``grad_accumulation_factor``.
+    default : object
+        The value when neither sets it.
 
-        Returns
-        -------
-        object
-            The option's value.
+    Returns
+    -------
+    object
+        The option's value.
 
-        Example
-        -------
-        >>> from speechbrain.utils.run_opts import RunOptions
-        >>> run_option(RunOptions(), {"precision": "auto"}, "precision", "fp32")
-        'auto'
-        >>> run_option({"precision": "bf16"}, {"precision": "auto"}, "precision")
-        'bf16'
+    Example
+    -------
+    >>> from speechbrain.utils.run_opts import RunOptions
+    >>> run_option(RunOptions(), {"precision": "auto"}, "precision", "fp32")
+    'auto'
+    >>> run_option({"precision": "bf16"}, {"precision": "auto"}, "precision")
+    'bf16'
     """
     if isinstance(run_opts, dict):
         if key in run_opts:
@@ -581,7 +581,8 @@ class PretrainBrain(CraftBrain):
         writer = getattr(getattr(self, "tensorboard", None), "writer", None)
         if writer is not None:
             for key, value in values.items():
-                if key in ("epoch", "steps") or not isinstance(value, (int, float)):
+                skip = ("epoch", "steps") if stage == "train" else ("epoch", "lr")
+                if key in skip or not isinstance(value, (int, float)):
                     continue
                 writer.add_scalar(
                     "lr" if key == "lr" else f"{key}/{stage}", value, step
