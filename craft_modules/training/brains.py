@@ -568,7 +568,7 @@ class ClassifierBrain(CraftBrain):
 
     def on_fit_batch_start(self, batch, should_step):
         """Sets the lr of the coming optimizer step (schedules with ``on_step``)."""
-        schedule = self.hparams.lr_schedule
+        schedule = getattr(self.hparams, "lr_schedule", None)
         if should_step and hasattr(schedule, "on_step"):
             step = self.optimizer_step + 1
             self.current_lr = schedule.on_step(self.optimizer, step)
@@ -651,7 +651,7 @@ class ClassifierBrain(CraftBrain):
         self._check_weight_averaging()
         super().on_fit_start()
         self.history = self._saved_history()
-        schedule = self.hparams.lr_schedule
+        schedule = getattr(self.hparams, "lr_schedule", None)
         if hasattr(schedule, "set_total_steps") and self.train_sampler is not None:
             per_epoch = len(self.train_sampler) // self.grad_accumulation_factor
             schedule.set_total_steps(

@@ -226,6 +226,9 @@ def merge_overrides(overrides, extra=None):
     >>> print(merge_overrides("lr: 0.1", {"fold": 2}))
     lr: 0.1
     fold: 2
+    >>> print(merge_overrides("fold: 1\\nlr: 0.1", {"fold": 2}))
+    lr: 0.1
+    fold: 2
     >>> merge_overrides({"lr": 0.1}, {"fold": 2})
     {'lr': 0.1, 'fold': 2}
     """
@@ -233,10 +236,15 @@ def merge_overrides(overrides, extra=None):
         return overrides
     if isinstance(overrides, dict):
         return {**overrides, **extra}
-    text = overrides or ""
-    for key, value in extra.items():
-        text += f"\n{key}: {value}"
-    return text.strip()
+    # SpeechBrain writes one "key: value" line per command-line argument; a
+    # key set again by the script replaces its line.
+    lines = [
+        line
+        for line in (overrides or "").splitlines()
+        if not any(line.startswith(f"{key}:") for key in extra)
+    ]
+    lines += [f"{key}: {value}" for key, value in extra.items()]
+    return "\n".join(line for line in lines if line.strip())
 
 
 def load_hparams(hparams_file, overrides, extra=None):
