@@ -288,7 +288,7 @@ def test_esc50_yamls(yaml, esc50_folder, tmp_path):
     assert set(results["per_fold"]) == {"1", "3"}
     # n_classes: auto follows the 3 prepared labels and is recorded per fold.
     recorded = (tmp_path / "fold_3" / "hyperparams.yaml").read_text()
-    assert re.search(r"^n_classes: 3$", recorded, re.M)
+    assert re.search(r"^n_classes: 3\b", recorded, re.M)
     mean = sum(results["per_fold"].values()) / 2
     assert results["mean_accuracy"] == pytest.approx(mean)
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 0

@@ -74,6 +74,10 @@ def test_tiny_ast_from_scratch_learns_two_vowels_from_class_folders(tmp_path):
         "scratch_lr_schedule = WarmupCosineScheduler(lr=0.001"
         in proc.stderr + proc.stdout
     )
+    # Set per optimizer step: below the peak after epoch 1, 0 after the last step.
+    log = (out / "fold_1" / "train_log.txt").read_text().splitlines()
+    lrs = [float(line.split("lr: ")[1].split(" ")[0]) for line in log]
+    assert 0 < lrs[0] < 1e-3 and lrs[-1] == 0.0 and lrs == sorted(lrs, reverse=True)
 
 
 class _KeepTags(yaml.SafeLoader):
