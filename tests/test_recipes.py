@@ -337,13 +337,15 @@ def test_esc50_yamls(yaml, esc50_folder, tmp_path):
         "--folds=[1,3]",
         "--batch_size=4",
         "--number_of_epochs=1",
-        "--n_classes=3",
         "--fusion_layer=0",
         "--n_bottlenecks=4",
         *TINY,
     )
     results = read(tmp_path / "results.json")
     assert set(results["per_fold"]) == {"1", "3"}
+    # n_classes: auto follows the 3 prepared labels and is recorded per fold.
+    recorded = (tmp_path / "fold_3" / "hyperparams.yaml").read_text()
+    assert re.search(r"^n_classes: 3\b", recorded, re.M)
     mean = sum(results["per_fold"].values()) / 2
     assert results["mean_accuracy"] == pytest.approx(mean)
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 0

@@ -642,7 +642,10 @@ class ClassifierBrain(CraftBrain):
 
     Expected hparams: ``loss`` (``bce`` or ``ce``), ``metric`` (``mAP`` or
     ``accuracy``: checkpoint selection), ``lr_schedule`` (a
-    :class:`craft_modules.training.schedulers.EpochDecayScheduler`), ``train_logger``,
+    :class:`craft_modules.training.schedulers.EpochDecayScheduler`, set per
+    epoch, or a schedule with ``on_step``, e.g.
+    :class:`craft_modules.training.schedulers.WarmupCosineScheduler`, set per
+    optimizer step and told the run's steps by ``set_total_steps``), ``train_logger``,
     ``output_folder`` (or ``experiment_folder``, e.g. per fold); optional ``mixup_alpha`` / ``mixup_prob`` (waveform
     mixup, SSAST's Beta(10, 10)), ``weight_averager`` (a
     :class:`craft_modules.training.averaging.WeightAverager`, also in the
@@ -702,8 +705,17 @@ class ClassifierBrain(CraftBrain):
     def on_stage_start(self, stage, epoch=None):
         """Sets the epoch's learning rate; resets the prediction collector."""
         self.collector = PredictionCollector()
+        schedule = self.hparams.lr_schedule
         if stage == sb.Stage.TRAIN and epoch is not None:
-            self.current_lr = self.hparams.lr_schedule(self.optimizer, epoch)
+            if not hasattr(schedule, "on_step"):
+                self.current_lr = schedule(self.optimizer, epoch)
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Sets the lr of the coming optimizer step (schedules with ``on_step``)."""
+        schedule = getattr(self.hparams, "lr_schedule", None)
+        if should_step and hasattr(schedule, "on_step"):
+            step = self.optimizer_step + 1
+            self.current_lr = schedule.on_step(self.optimizer, step)
 
     def compute_metrics(self):
         """Metrics over the whole evaluation set (gathered from every rank)."""
@@ -783,6 +795,12 @@ class ClassifierBrain(CraftBrain):
         self._check_weight_averaging()
         super().on_fit_start()
         self.history = self._saved_history()
+        schedule = getattr(self.hparams, "lr_schedule", None)
+        if hasattr(schedule, "set_total_steps") and self.train_sampler is not None:
+            per_epoch = len(self.train_sampler) // self.grad_accumulation_factor
+            schedule.set_total_steps(
+                max(1, per_epoch * self.hparams.epoch_counter.limit)
+            )
 
     def _check_weight_averaging(self):
         """Refuses ``use_weight_averaging`` with a range no epoch of the run falls in.
