@@ -67,8 +67,9 @@ class CraftBackbone(nn.Module):
         Frames of the padded/cut input (1024 for 10 s, 512 for 5 s).
     n_mels : int
         Mel bins; also the MSAE's channels per scale.
-    norm_stats : str, optional
-        Named normalisation statistics (``audioset``, ``esc50`` ...).
+    norm_stats : str or sequence of float, optional
+        Named normalisation statistics (``audioset``, ``esc50`` ...), or the
+        ``[mean, std]`` computed from a dataset (``--layout=folders``).
     mean : float
         Feature mean, when ``norm_stats`` is not given.
     std : float
