@@ -17,6 +17,8 @@ import pytest
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
+from craft_modules.training.experiment import auto_clip_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 HPARAMS = {
     "AudioSet": ROOT / "recipes" / "AudioSet" / "hparams",
@@ -85,8 +87,13 @@ FINETUNING_TABLE = [
     # SSAST: 10 x 10 fine-tuning strides (run_as.sh, run_esc_patch.sh).
     ("stride", lambda h: h["model"].spec_embed.proj.stride, (10, 10), (10, 10)),
     # SSAST run_as.sh 10 s clips (1024 frames); ESC-50 5 s clips (512).
+    ("clip seconds", lambda h: h["clip_duration"], 10.0, 5.0),
     ("frames", lambda h: h["target_frames"], 1024, 512),
 ]
+
+#: What ESC50/train.py resolves ``n_classes: auto`` and ``clip_duration: auto``
+#: to on the official ESC-50 (50 classes, 2000 clips of 5.0 s).
+ESC50_FROM_DATA = {"n_classes": 50, "clip_duration": auto_clip_duration([5.0] * 2000)}
 
 
 def _spec_augment(hparams):
@@ -104,6 +111,7 @@ def _load(dataset, name, tmp_path, **overrides):
     overrides = {
         "data_folder": str(tmp_path),
         "output_folder": str(tmp_path / "out"),
+        **(ESC50_FROM_DATA if dataset == "ESC50" else {}),
         **TINY,
         **overrides,
     }

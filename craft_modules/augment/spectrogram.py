@@ -96,6 +96,49 @@ def _check_features(feats):
         raise ValueError(f"features must be a (B, T, F) tensor, got {shape}")
 
 
+#: SSAST's time-mask parameter as a share of the input frames: 192 / 1024
+#: (AudioSet, 10 s) = 96 / 512 (ESC-50, 5 s) = 0.1875.
+SSAST_TIMEM_RATIO = 0.1875
+
+
+def resolve_timem(timem, timem_ratio, target_frames):
+    """The time-mask parameter in frames: ``timem`` if given, else its share of the frames.
+
+    Arguments
+    ---------
+    timem : int, optional
+        An absolute width in frames (wins when not None).
+    timem_ratio : float, optional
+        The width as a share of ``target_frames``, in [0, 1].
+    target_frames : int, optional
+        Frames of the model's input.
+
+    Returns
+    -------
+    int
+        ``timem``, or ``round(timem_ratio * target_frames)``; 0 when both are None.
+
+    Example
+    -------
+    >>> resolve_timem(None, 0.1875, 512), resolve_timem(40, 0.1875, 512)
+    (96, 40)
+    >>> resolve_timem(None, 0.1875, None)
+    Traceback (most recent call last):
+        ...
+    ValueError: timem is null and timem_ratio=0.1875 needs target_frames
+    """
+    if timem is not None:
+        return timem
+    if timem_ratio is None:
+        return 0  # no time masks
+    ratio = check_unit_interval(timem_ratio, "timem_ratio")
+    if target_frames is None:
+        raise ValueError(
+            f"timem is null and timem_ratio={timem_ratio} needs target_frames"
+        )
+    return int(round(ratio * int(target_frames)))
+
+
 class SpecAugment(torch.nn.Module):
     """One frequency mask and one time mask per clip, as in SSAST's loader.
 
@@ -113,13 +156,28 @@ class SpecAugment(torch.nn.Module):
     bfloat16 features are masked in float32, where every frame index is
     exact).
 
+    The time-mask width follows the clip: with ``timem`` None it is
+    ``round(timem_ratio * target_frames)``. :data:`SSAST_TIMEM_RATIO`
+    (0.1875) gives SSAST's widths exactly at SSAST's clip lengths: 192 of
+    1024 frames at AudioSet's 10 s (``src/finetune/audioset/run_as.sh``),
+    96 of 512 at ESC-50's 5 s (``src/finetune/esc50/run_esc_patch.sh``),
+    and 24 of a 1 s clip's 128 frames, where the absolute 96 would hide up
+    to three quarters of it. ``freqm`` stays absolute: it counts mel bins
+    (SSAST: 48 and 24 of 128), whatever the clip length.
+
     Arguments
     ---------
     freqm : int
         Largest frequency mask parameter (``freqm`` of SSAST); 0 disables the
         frequency masks.
-    timem : int
-        The same for time masks, in frames.
+    timem : int, optional
+        The same for time masks, in frames; None: ``timem_ratio`` of
+        ``target_frames`` (no time masks when that is None too). An integer
+        overrides the ratio.
+    timem_ratio : float, optional
+        Time-mask parameter as a share of the input frames, in [0, 1].
+    target_frames : int, optional
+        Frames of the model's input (needed with ``timem_ratio``).
     fill_value : float, optional
         Value written into the masks. SSAST masks with 0 in the log-mel domain
         before normalising, so a model normalising afterwards should set this
@@ -135,12 +193,18 @@ class SpecAugment(torch.nn.Module):
     >>> _ = augment.eval()
     >>> torch.equal(augment(feats), feats)
     True
+    >>> [SpecAugment(timem_ratio=SSAST_TIMEM_RATIO, target_frames=f).timem for f in (1024, 512, 128)]
+    [192, 96, 24]
     """
 
-    def __init__(self, freqm=0, timem=0, fill_value=None):
+    def __init__(
+        self, freqm=0, timem=None, fill_value=None, timem_ratio=None, target_frames=None
+    ):
         super().__init__()
         self.freqm = _check_width(freqm, "freqm")
-        self.timem = _check_width(timem, "timem")
+        self.timem = _check_width(
+            resolve_timem(timem, timem_ratio, target_frames), "timem"
+        )
         self.fill_value = fill_value
 
     def forward(self, feats):

@@ -124,6 +124,42 @@ def get_resampler(orig_rate, new_rate):
     return _RESAMPLERS[key]
 
 
+def resample(wav, orig_rate, new_rate):
+    """Resamples a signal with the cached resampler, on one CPU thread.
+
+    One clip is a small convolution: spreading it over several intra-op
+    threads costs more in synchronisation than it saves, and on a busy machine
+    (a data loader in the training process, ``num_workers: 0``) it was measured
+    at 36 ms per 1 s clip with 2 threads against 0.5 ms with one. The caller's
+    thread count is restored afterwards.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        The signal, ``(..., samples)``.
+    orig_rate : int
+        Its sample rate.
+    new_rate : int
+        The sample rate wanted.
+
+    Returns
+    -------
+    torch.Tensor
+        The resampled signal.
+
+    Example
+    -------
+    >>> resample(torch.zeros(8000), 8000, 16000).shape
+    torch.Size([16000])
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return get_resampler(orig_rate, new_rate)(wav)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit_length(wav, num_samples):
     """Crops the end of a 1-D signal or zero-pads it to `num_samples`.
 
@@ -204,7 +240,7 @@ def load_audio(path, sample_rate=16000, duration=None, offset=0.0, pad=True):
     if not torch.isfinite(wav).all():
         raise AudioLoadError(path, "samples contain NaN or Inf", "non_finite")
     if orig_rate != sample_rate:
-        wav = get_resampler(orig_rate, sample_rate)(wav)
+        wav = resample(wav, orig_rate, sample_rate)
     if duration is not None:
         num_samples = int(round(duration * sample_rate))
         wav = fit_length(wav, num_samples) if pad else wav[:num_samples]

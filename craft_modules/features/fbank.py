@@ -37,9 +37,11 @@ def norm_stats(name):
 
     Arguments
     ---------
-    name : str
+    name : str, list or dict
         One of ``audioset``, ``esc50``, ``speechcommands`` or ``none`` (the
-        identity normalisation).
+        identity normalisation); or the statistics themselves, ``[mean, std]``
+        or ``{"mean": m, "std": s}`` (as computed by :func:`compute_norm_stats`
+        for a dataset of one's own and recorded in a run's hyperparams.yaml).
 
     Returns
     -------
@@ -50,7 +52,20 @@ def norm_stats(name):
     -------
     >>> norm_stats("esc50")
     (-6.6268077, 5.358466)
+    >>> norm_stats({"mean": -5.0, "std": 4.0}), norm_stats([-5.0, 4.0])
+    ((-5.0, 4.0), (-5.0, 4.0))
     """
+    if isinstance(name, (list, tuple)):
+        if len(name) != 2:
+            raise ValueError(f"normalisation statistics {name!r} are not [mean, std]")
+        return float(name[0]), float(name[1])
+    if isinstance(name, dict):
+        missing = {"mean", "std"} - set(name)
+        if missing:
+            raise ValueError(
+                f"normalisation statistics {name!r} lack {sorted(missing)}"
+            )
+        return float(name["mean"]), float(name["std"])
     key = str(name).lower().replace("-", "").replace("_", "")
     if key not in NORM_STATS:
         raise ValueError(
@@ -74,8 +89,9 @@ class KaldiFbank(torch.nn.Module):
         Mean of the padded log-mel features of the training data.
     std : float
         Standard deviation of the same; features become ``(x - mean) / (2 std)``.
-    stats : str, optional
-        Name of published statistics (see :data:`NORM_STATS`); overrides
+    stats : str, list or dict, optional
+        Name of published statistics (see :data:`NORM_STATS`) or the
+        statistics, ``[mean, std]`` (see :func:`norm_stats`); overrides
         ``mean`` and ``std``.
     n_mels : int
         Number of mel bins (128 in SSAST).

@@ -692,3 +692,156 @@ def _malformed_lines(count):
         'badrow{i}, thirty, 40.000, "/m/0abc"',
     ]
     return [kinds[i % 2].format(i=i) for i in range(count)]
+
+
+# ------------------------------------------------------------ class-folder vowels
+#: Formant frequencies (Hz) of the vowel classes of :func:`make_formant_folders`:
+#: Peterson & Barney's (1952) average adult male F1-F3 of /a/ ("father"),
+#: /ʌ/ ("but"), /i/ ("beet") and /u/ ("boot"). /a/ and /ʌ/ differ only a
+#: little (F1 730 vs 640 Hz), /a/ and /i/ a lot (F1 730 vs 270, F2 1090 vs 2290).
+FORMANT_SETS = {
+    "ah": (730.0, 1090.0, 2440.0),
+    "uh": (640.0, 1190.0, 2390.0),
+    "ee": (270.0, 2290.0, 3010.0),
+    "oo": (300.0, 870.0, 2240.0),
+}
+FORMANT_BANDWIDTHS = (90.0, 110.0, 170.0)
+VOICE_PITCH_RANGE = (85.0, 255.0)
+SPEAKER_SCALE_RANGE = (0.88, 1.15)  # vocal-tract length: every formant scaled
+
+
+def _resonator(signal, centre, bandwidth, sample_rate):
+    """Two-pole resonance at `centre` Hz with `bandwidth` Hz, unit gain at DC."""
+    from scipy.signal import lfilter
+
+    radius = np.exp(-np.pi * bandwidth / sample_rate)
+    theta = 2 * np.pi * centre / sample_rate
+    a = [1.0, -2 * radius * np.cos(theta), radius**2]
+    return lfilter([sum(a)], a, signal)
+
+
+def formant_clip(formants, sample_rate=8000, duration=1.0, seed=0, scale=1.0):
+    """One buzz (glottal pulse train) through a cascade of formant resonators.
+
+    The pitch (85-255 Hz, with a slow random drift and jitter), the voiced
+    segment's onset and length (40-90 % of the clip), the loudness (-32 to
+    -12 dBFS) and the background noise (8-30 dB SNR, random colour) are drawn
+    per clip, so two vowels differ only in their spectral envelope. Each
+    formant is moved by up to ±4 % per clip, all of them by ``scale``
+    (a speaker's vocal-tract length).
+
+    Arguments
+    ---------
+    formants : sequence of float
+        Formant centre frequencies in Hz (bandwidths of
+        :data:`FORMANT_BANDWIDTHS`).
+    sample_rate : int
+        Sample rate in Hz.
+    duration : float
+        Clip length in seconds.
+    seed : int or list of int
+        Seed of the clip's random generator.
+    scale : float
+        Factor applied to every formant (the speaker).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 signal with ``round(duration * sample_rate)`` samples.
+
+    Example
+    -------
+    >>> a = formant_clip(FORMANT_SETS["ah"], 8000, 0.5, seed=3)
+    >>> a.shape, bool((a == formant_clip(FORMANT_SETS["ah"], 8000, 0.5, seed=3)).all())
+    ((4000,), True)
+    """
+    rng = np.random.default_rng(seed)
+    n_clip = int(round(duration * sample_rate))
+    length = max(1, int(n_clip * rng.uniform(0.4, 0.9)))
+    onset = int(rng.integers(0, n_clip - length + 1))
+    f0 = np.exp(rng.uniform(*np.log(VOICE_PITCH_RANGE)))
+    drift = 1 + 0.08 * np.sin(
+        2 * np.pi * rng.uniform(0.5, 3) * np.arange(length) / sample_rate
+        + rng.uniform(0, 2 * np.pi)
+    )
+    phase = np.cumsum(f0 * drift * rng.uniform(0.99, 1.01, length)) / sample_rate
+    pulses = np.diff(np.floor(phase), prepend=0.0)  # one impulse per period
+    voiced = pulses - pulses.mean()
+    for centre, bandwidth in zip(formants, FORMANT_BANDWIDTHS):
+        centre = min(centre * scale * rng.uniform(0.96, 1.04), 0.45 * sample_rate)
+        voiced = _resonator(voiced, centre, bandwidth, sample_rate)
+    voiced *= _envelope(length, sample_rate)
+    clip = np.zeros(n_clip)
+    level = 10 ** (rng.uniform(*LEVEL_RANGE_DB) / 20)
+    clip[onset : onset + length] = voiced * level / _rms(voiced)
+    noise = _coloured_noise(rng, n_clip, rng.uniform(0.0, 1.5))
+    clip += noise * level * 10 ** (-rng.uniform(*SNR_RANGE_DB) / 20)
+    peak = np.max(np.abs(clip))
+    if peak > 0.95:
+        clip *= 0.95 / peak
+    return clip.astype(np.float32)
+
+
+def make_formant_folders(
+    root,
+    clips_per_class=40,
+    n_speakers=8,
+    sample_rate=8000,
+    duration=1.0,
+    vowels=("ah", "uh"),
+    seed=0,
+):
+    """Writes a two-vowel dataset in the class-folder layout, one folder per class.
+
+    Files are ``root/<vowel>/spk<k>_<n>.wav`` (16-bit PCM), made by
+    :func:`formant_clip`: the classes differ only in their formants. Each
+    of ``n_speakers`` speakers has one vocal-tract scale (0.88-1.15) used
+    for all of its clips, so grouping by ``spk(\\d+)`` keeps a speaker's
+    clips in one fold.
+
+    Arguments
+    ---------
+    root : str
+        Output folder.
+    clips_per_class : int
+        Clips per vowel.
+    n_speakers : int
+        Speakers, assigned to the clips in turn.
+    sample_rate : int
+        Sample rate of the files.
+    duration : float
+        Clip length in seconds.
+    vowels : sequence of str
+        Keys of :data:`FORMANT_SETS`, one class folder each.
+    seed : int
+        Seed; the same seed gives bit-identical files.
+
+    Returns
+    -------
+    list of str
+        The files written, sorted.
+
+    Example
+    -------
+    >>> root = getfixture("tmp_path") / "vowels"
+    >>> files = make_formant_folders(str(root), clips_per_class=2, n_speakers=2)
+    >>> sorted(os.listdir(root)), os.path.basename(files[0])
+    (['ah', 'uh'], 'spk0_0.wav')
+    """
+    rng = np.random.default_rng([seed, 7])
+    scales = rng.uniform(*SPEAKER_SCALE_RANGE, size=n_speakers)
+    written = []
+    for v, vowel in enumerate(vowels):
+        for n in range(clips_per_class):
+            speaker = n % n_speakers
+            signal = formant_clip(
+                FORMANT_SETS[vowel],
+                sample_rate,
+                duration,
+                [seed, v, n],
+                scales[speaker],
+            )
+            path = os.path.join(root, vowel, f"spk{speaker}_{n}.wav")
+            _write_wav(path, signal, sample_rate)
+            written.append(path)
+    return sorted(written)

@@ -7,8 +7,12 @@ preparation, the datasets (:mod:`craft_modules.data.datasets`), the Brain's
 :mod:`craft_modules.training.loaders`, the results
 (:mod:`craft_modules.training.results`) and :func:`finish`.
 :func:`read_plain_hparams` reads settings of a YAML without building its
-objects (ESC-50 reads its folds before building a model per fold), and
-:func:`frames_for_duration` gives the YAMLs their input frames.
+objects (ESC-50 reads its folds before building a model per fold),
+:func:`frames_for_duration` gives the YAMLs their input frames, and
+:func:`auto_clip_duration` / :func:`resolve_n_classes` turn a YAML's
+``clip_duration: auto`` / ``n_classes: auto`` into the data's values, which
+the recipe passes on as overrides (so they are recorded in the run's
+``hyperparams.yaml``).
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
@@ -57,6 +61,96 @@ def frames_for_duration(seconds, frame_shift_ms=10.0, window_ms=25.0, multiple=1
         raise ValueError(f"clip_duration must be positive, got {seconds}")
     frames = 1 + int((seconds * 1000 - window_ms) // frame_shift_ms)
     return max(multiple, int(math.ceil(frames / multiple) * multiple))
+
+
+def auto_clip_duration(durations, percentile=95.0, step=0.1):
+    """``clip_duration: auto``: the data's clip length, rounded up to ``step`` seconds.
+
+    The rule: the ``percentile``-th percentile of the clip durations (the
+    longest clip but for the longest 5 %, so a few long outliers do not pad
+    every batch), rounded up to a multiple of ``step`` (0.1 s). Clips of one
+    length give that length: ESC-50's 5.0 s clips give 5.0 s (512 frames).
+
+    Arguments
+    ---------
+    durations : list of float
+        Clip durations in seconds (the manifest's ``duration``).
+    percentile : float
+        Percentile of the durations, in (0, 100].
+    step : float
+        Rounding step in seconds.
+
+    Returns
+    -------
+    float
+        Seconds.
+
+    Example
+    -------
+    >>> auto_clip_duration([5.0] * 2000), auto_clip_duration([0.93, 1.0, 0.71])
+    (5.0, 1.0)
+    >>> auto_clip_duration([1.0] * 99 + [30.0]), auto_clip_duration([2.01])
+    (1.0, 2.1)
+    """
+    if not durations:
+        raise ValueError("clip_duration: auto needs at least one clip")
+    value = float(
+        torch.quantile(torch.tensor(durations, dtype=torch.float64), percentile / 100)
+    )
+    ticks = math.ceil(round(value / step, 6))  # 5.0 / 0.1 = 50.00000000000001
+    return round(max(1, ticks) * step, 6)
+
+
+def resolve_n_classes(n_classes, labels, label_file):
+    """``n_classes: auto`` is the number of labels; a number must equal it.
+
+    Arguments
+    ---------
+    n_classes : int or str
+        The YAML's value (``auto`` or a number).
+    labels : list
+        The prepared labels.
+    label_file : str
+        Where they come from (named in the error).
+
+    Returns
+    -------
+    int
+        The number of classes.
+
+    Example
+    -------
+    >>> resolve_n_classes("auto", ["dog", "rain"], "labels.json")
+    2
+    >>> resolve_n_classes(10, ["dog", "rain"], "labels.json")
+    Traceback (most recent call last):
+        ...
+    ValueError: n_classes=10 but labels.json lists 2 classes (drop --n_classes or set --n_classes=2)
+    """
+    if str(n_classes).lower() == "auto":
+        return len(labels)
+    if int(n_classes) != len(labels):
+        raise ValueError(
+            f"n_classes={n_classes} but {label_file} lists {len(labels)} classes "
+            f"(drop --n_classes or set --n_classes={len(labels)})"
+        )
+    return int(n_classes)
+
+
+def override_keys(overrides):
+    """The keys set on the command line (SpeechBrain's YAML overrides text or a dict).
+
+    Example
+    -------
+    >>> sorted(override_keys("lr: 0.1\\nnorm_stats: esc50"))
+    ['lr', 'norm_stats']
+    >>> override_keys("")
+    set()
+    """
+    if isinstance(overrides, dict):
+        return set(overrides)
+    tree = ruamel.yaml.YAML(typ="safe").load(overrides or "") or {}
+    return set(tree)
 
 
 def resolve_hparams_file(path, recipe_file):
@@ -132,6 +226,9 @@ def merge_overrides(overrides, extra=None):
     >>> print(merge_overrides("lr: 0.1", {"fold": 2}))
     lr: 0.1
     fold: 2
+    >>> print(merge_overrides("fold: 1\\nlr: 0.1", {"fold": 2}))
+    lr: 0.1
+    fold: 2
     >>> merge_overrides({"lr": 0.1}, {"fold": 2})
     {'lr': 0.1, 'fold': 2}
     """
@@ -139,10 +236,15 @@ def merge_overrides(overrides, extra=None):
         return overrides
     if isinstance(overrides, dict):
         return {**overrides, **extra}
-    text = overrides or ""
-    for key, value in extra.items():
-        text += f"\n{key}: {value}"
-    return text.strip()
+    # SpeechBrain writes one "key: value" line per command-line argument; a
+    # key set again by the script replaces its line.
+    lines = [
+        line
+        for line in (overrides or "").splitlines()
+        if not any(line.startswith(f"{key}:") for key in extra)
+    ]
+    lines += [f"{key}: {value}" for key, value in extra.items()]
+    return "\n".join(line for line in lines if line.strip())
 
 
 def load_hparams(hparams_file, overrides, extra=None):
@@ -166,7 +268,7 @@ def load_hparams(hparams_file, overrides, extra=None):
         return load_hyperpyyaml(fin, merge_overrides(overrides, extra))
 
 
-def read_plain_hparams(hparams_file, overrides, keys):
+def read_plain_hparams(hparams_file, overrides, keys, optional=None):
     """Values of a YAML's plain keys, with overrides and ``!ref`` applied, building nothing.
 
     HyperPyYAML's reference resolution is run on the text, but no ``!new:``
@@ -183,6 +285,8 @@ def read_plain_hparams(hparams_file, overrides, keys):
     keys : list of str
         Top-level keys whose values are plain YAML (numbers, strings, lists,
         mappings without tags, or references to such values).
+    optional : dict, optional
+        More such keys, each with the value to use when the YAML lacks it.
 
     Returns
     -------
@@ -219,6 +323,12 @@ def read_plain_hparams(hparams_file, overrides, keys):
                 f"{key} in {hparams_file} is not a plain value (tag {tag})"
             )
         values[key] = json.loads(json.dumps(tree[key]))
+    for key, default in (optional or {}).items():
+        values[key] = (
+            read_plain_hparams(hparams_file, overrides, [key])[key]
+            if key in tree
+            else default
+        )
     return values
 
 

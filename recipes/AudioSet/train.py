@@ -50,6 +50,7 @@ from craft_modules.training.experiment import (
 )
 from craft_modules.training.loaders import eval_loader_options, train_loader_options
 from craft_modules.training.results import write_multilabel_results
+from craft_modules.training.schedulers import select_lr_schedule
 from craft_modules.weights.loading import initialise, weight_sources
 
 logger = get_logger(__name__)
@@ -106,6 +107,7 @@ def main():
     # The starting point (a pretraining run, an official checkpoint or
     # scratch) and the Brain.
     initialise(hparams["model"], **weight_sources(hparams))
+    hparams["lr_schedule"], _ = select_lr_schedule(hparams)  # scratch or SSAST's
     brain_class = hparams.get("brain_class") or ClassifierBrain
     brain = brain_class(
         modules=hparams["modules"],
