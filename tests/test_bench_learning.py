@@ -26,6 +26,8 @@ spec.loader.exec_module(bench)
 sys.path.insert(0, str(REPO / "recipes" / "ESC50"))
 from esc50_prepare import prepare_esc50  # noqa: E402
 
+from craft_modules.data.class_folders import prepare_class_folders  # noqa: E402
+
 
 def _vowel(rng, formants, rate, n):
     """A voiced, vowel-like sound: a pulse train through two resonances."""
@@ -96,6 +98,17 @@ def test_layouts_are_read_by_the_recipe_and_split_by_speaker(tmp_path):
     described = bench.describe_split(split)
     assert described["test_speakers"] == 2 and described["train_speakers"] == 8
     assert described["shared_speakers"] == 0
+    # The class folders: the recipe's --layout=folders preparation groups the
+    # clips by the benchmark's speaker regex, so no speaker straddles folds.
+    prepare_class_folders(
+        str(tmp_path / "words"),
+        str(tmp_path / "folders"),
+        n_folds=5,
+        group_regex=bench.GROUP_REGEX,
+    )
+    split = bench.recipe_split(str(tmp_path / "folders"))
+    assert len(split["train"]) + len(split["test"]) == 20 and split["test"]
+    assert bench.describe_split(split)["shared_speakers"] == 0
 
 
 def test_mfcc_baseline_learns_spectral_shape_across_speakers(tmp_path):
