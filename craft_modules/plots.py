@@ -24,6 +24,7 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import functools
 import math
 import os
 import uuid
@@ -156,6 +157,45 @@ def _render(path, panels, x_label, title, integer_x=False):
     return True
 
 
+def never_fails(plot):
+    """Makes a plot function log its errors and return False instead of raising.
+
+    A figure is a by-product of a run: a drawing error (an odd value, a
+    matplotlib version) must never stop training or lose a checkpoint.
+
+    Arguments
+    ---------
+    plot : callable
+        A function writing a figure, returning True when written.
+
+    Returns
+    -------
+    callable
+        The same function, guarded.
+
+    Example
+    -------
+    >>> @never_fails
+    ... def broken(path):
+    ...     raise ValueError("no")
+    >>> broken("x.png")
+    False
+    """
+
+    @functools.wraps(plot)
+    def guarded(*args, **kwargs):
+        try:
+            return plot(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 (any drawing error)
+            logger.warning(
+                "could not draw %s: %s: %s", plot.__name__, type(err).__name__, err
+            )
+            return False
+
+    return guarded
+
+
+@never_fails
 def plot_step_curves(records, path, monitor=None, title=None):
     """Writes a pretraining run's curves against the optimizer step.
 
@@ -224,6 +264,7 @@ def plot_step_curves(records, path, monitor=None, title=None):
     )
 
 
+@never_fails
 def plot_epoch_curves(history, path, metrics=("accuracy",), title=None):
     """Writes a fine-tuning run's curves against the epoch.
 
@@ -306,6 +347,7 @@ def plot_epoch_curves(history, path, metrics=("accuracy",), title=None):
     )
 
 
+@never_fails
 def plot_fold_curves(histories, path, metric="accuracy", best_epoch=None, title=None):
     """Writes the cross-validation summary: every fold's curves and their mean.
 
@@ -398,6 +440,7 @@ def _bars(ax, items, x_max=1.0):
     ax.grid(True, axis="x", alpha=0.3)
 
 
+@never_fails
 def plot_per_class_ap(per_class_ap, path, unscored=(), title=None, top=TOP_CLASSES):
     """Writes a multi-label evaluation's average precision per class.
 

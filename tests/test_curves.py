@@ -243,6 +243,20 @@ def test_a_failed_write_keeps_the_previous_figure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
 
+def test_a_drawing_error_is_logged_and_never_stops_the_run(
+    tmp_path, monkeypatch, caplog
+):
+    def broken(fig, path):
+        raise ValueError("odd tick values")
+
+    monkeypatch.setattr(plots, "save_figure", broken)
+    history = [{"epoch": 1, "accuracy": 0.5, "train_loss": 1.0, "lr": 1e-4}]
+    with caplog.at_level("WARNING", logger="craft_modules.plots"):
+        assert plots.plot_epoch_curves(history, str(tmp_path / "c.png")) is False
+        assert plots.plot_per_class_ap({"dog": 0.5}, str(tmp_path / "d.png")) is False
+    assert "odd tick values" in caplog.text and not list(tmp_path.iterdir())
+
+
 def test_only_the_log_steps_read_the_device(tmp_path):
     """Between two logs a step makes no host read (the losses stay on the device)."""
     from test_host_sync import HostReads

@@ -853,7 +853,7 @@ class ClassifierBrain(CraftBrain):
         """Redraws ``curves.png`` from ``history`` (main process)."""
         path = self.run_file("curves.png")
         if path:
-            metric = self.hparams.metric
+            metric = getattr(self.hparams, "metric", "accuracy")
             metrics = [metric, "mAUC"] if metric == "mAP" else [metric]
             plot_epoch_curves(self.history, path, metrics=metrics)
 
