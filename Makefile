@@ -35,8 +35,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_clar.py
 	$(BIN)/python benchmarks/bench_scale.py --quick
 
+# The demo's numbers depend on the CPU threads of its recipe runs (see README).
+DEMO_THREADS ?= 2
 demo: install
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python demo/run_demo.py --threads=$(DEMO_THREADS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
