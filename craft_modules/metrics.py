@@ -12,6 +12,8 @@ Under ``torch.distributed``, :class:`EvalShardSampler` gives each rank a
 disjoint share of the evaluation set and :class:`PredictionCollector` gathers
 the predictions of all ranks, so that every rank computes the statistics on
 the whole set, each clip counted exactly once.
+:func:`per_class_average_precision` gives each class's AP (NaN for the
+classes skipped), whose mean over the scored classes is the mAP.
 :func:`save_confusion_matrix` writes a confusion matrix as JSON and PNG.
 :func:`save_predictions` and :func:`load_predictions` write and read the
 per-clip scores of an evaluation (``eval_predictions.npz``), which
@@ -111,11 +113,8 @@ def multilabel_metrics(scores, targets):
         raise ValueError("cannot compute metrics on an empty evaluation set")
 
     binary = (targets > 0.5).astype(np.int64)
-    positives = binary.sum(axis=0)
     aps, aucs = [], []
-    for k in range(scores.shape[1]):
-        if positives[k] == 0 or positives[k] == binary.shape[0]:
-            continue
+    for k in np.flatnonzero(scored_classes(binary)):
         aps.append(average_precision_score(binary[:, k], scores[:, k]))
         aucs.append(roc_auc_score(binary[:, k], scores[:, k]))
 
@@ -137,6 +136,71 @@ def multilabel_metrics(scores, targets):
         "accuracy": acc,
         "n_classes_scored": float(len(aps)),
     }
+
+
+def scored_classes(binary):
+    """Which classes have an AP and an AUC: both positive and negative clips.
+
+    Arguments
+    ---------
+    binary : numpy.ndarray
+        Binary targets ``(N, C)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Booleans ``(C,)``.
+
+    Example
+    -------
+    >>> scored_classes(np.array([[1, 0, 1], [0, 0, 1]])).tolist()
+    [True, False, False]
+    """
+    positives = binary.sum(axis=0)
+    return (positives > 0) & (positives < binary.shape[0])
+
+
+def per_class_average_precision(scores, targets):
+    """Each class's average precision, as :func:`multilabel_metrics` averages it.
+
+    scikit-learn's ``average_precision_score`` of a class's scores against
+    its binarised targets (``> 0.5``), as SSAST's ``calculate_stats``; a
+    class without both positive and negative clips in the set has no AP
+    (NaN here), and is left out of the mAP.
+
+    Arguments
+    ---------
+    scores : torch.Tensor or numpy.ndarray
+        Scores ``(N, C)``.
+    targets : torch.Tensor or numpy.ndarray
+        Multi-hot or one-hot targets ``(N, C)``, possibly soft.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` float64: the APs, NaN for the classes not scored; their
+        ``nanmean`` is the mAP.
+
+    Example
+    -------
+    >>> scores = np.array([[0.9, 0.2, 0.1], [0.4, 0.6, 0.3], [0.7, 0.1, 0.2]])
+    >>> targets = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0]])
+    >>> per_class_average_precision(scores, targets).round(3).tolist()
+    [1.0, 0.833, nan]
+    """
+    from sklearn.metrics import average_precision_score
+
+    scores = _to_numpy(scores, "scores").astype(np.float64)
+    targets = _to_numpy(targets, "targets").astype(np.float64)
+    if scores.ndim != 2 or targets.shape != scores.shape:
+        raise ValueError(
+            f"scores {scores.shape} and targets {targets.shape} must both be (N, C)"
+        )
+    binary = (targets > 0.5).astype(np.int64)
+    aps = np.full(scores.shape[1], np.nan)
+    for k in np.flatnonzero(scored_classes(binary)):
+        aps[k] = average_precision_score(binary[:, k], scores[:, k])
+    return aps
 
 
 def accuracy(scores, targets):
@@ -552,6 +616,8 @@ def save_confusion_matrix(targets, predictions, labels, path_png):
                     j, i, str(count), ha="center", va="center", color=color, fontsize=8
                 )
     fig.tight_layout()
-    fig.savefig(path_png, dpi=100)
+    from craft_modules.plots import save_figure
+
+    save_figure(fig, path_png)
     logger.info("Confusion matrix written to %s and %s.json", path_png, stem)
     return matrix

@@ -262,6 +262,8 @@ def test_craft_embed_command_writes_npy_files(esc50_run, tagger, tmp_path):
     )
     np.testing.assert_allclose(scene, expected.numpy(), atol=1e-5)
     assert frames.shape == (len(times), scene.shape[0]) and times[-1] < 1300
+    manifest = json.loads((out / "embeddings.json").read_text())
+    assert manifest["files"][0]["scene"] == "clip.npy" and manifest["n_failed"] == 0
 
 
 def test_timestamp_embeddings_ignore_columns_of_padding(tagger):

@@ -88,9 +88,20 @@ def pretrained(audioset_folder, tmp_path_factory):
         "--number_of_epochs=1",
         "--mask_patch=20",
         "--warmup_steps=2",
+        "--log_interval=2",
         *TINY,
     )
     return out
+
+
+def assert_png(path):
+    """``path`` is a complete PNG image (a figure the run drew)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.verify()  # raises on a truncated or corrupt file
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) >= 100
 
 
 @pytest.mark.parametrize("method", ["ssast", "swapt", "wapt", "swacl"])
@@ -184,6 +195,30 @@ def test_pretraining_craft_yaml_and_preparation_summary(pretrained, audioset_fol
         summary["skipped"]["missing_audio"] == 1
         and summary["skipped"]["unreadable_audio"] == 1
     )
+    # --log_interval=2: the running losses of every 2 optimizer steps (and of
+    # the last step of each stage) in train_log.txt and train_steps.jsonl.
+    steps = max(
+        int(re.search(r"optimizer_step: (\d+)", p.read_text()).group(1))
+        for p in (pretrained / "save").glob("CKPT+*/brain.ckpt")
+    )
+    expected = sorted({*range(2, steps + 1, 2), steps})
+    log = (pretrained / "train_log.txt").read_text().splitlines()
+    logged = [int(line.split(",")[0][6:]) for line in log if line.startswith("step:")]
+    assert logged == expected
+    records = [
+        json.loads(line)
+        for line in (pretrained / "train_steps.jsonl").read_text().splitlines()
+    ]
+    train = [r for r in records if r["stage"] == "train"]
+    assert [r["step"] for r in train] == expected
+    assert sum(r["steps"] for r in train) == steps
+    assert all({"loss", "nce_spec", "mse_spec", "swacl", "lr"} <= set(r) for r in train)
+    valid = [r for r in records if r["stage"] == "valid"]
+    assert [r["step"] for r in valid] == [steps]  # one pass, one validation
+    assert valid[0]["acc_spec"] == pytest.approx(
+        read(pretrained / "results.json")["valid"]["acc_spec"]
+    )
+    assert_png(pretrained / "curves.png")
 
 
 def test_pretraining_run_gives_embeddings_and_hear(pretrained):
@@ -226,6 +261,9 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
     assert {"mAP", "mAUC", "d_prime"} <= set(results)
     assert 0.0 <= results["mAP"] <= 1.0 and results["weight_averaged"]
     assert [e["epoch"] for e in results["epochs"]] == [1, 2]
+    assert all({"train_loss", "lr"} <= set(e) for e in results["epochs"])
+    assert_per_class_ap(tmp_path, results)
+    assert_png(tmp_path / "curves.png")
     log = (tmp_path / "log.txt").read_text()
     assert "Pretrained weights: loaded" in log
     assert ("Balanced sampling" in log) == (fusion == "ast")
@@ -234,6 +272,25 @@ def test_audioset_finetuning_yamls(fusion, pretrained, audioset_folder, tmp_path
     assert str(pretrained) not in text and "averager.ckpt" in text
     assert_loads_the_same_both_ways(tmp_path, tmp_path)
     assert_ensemble_of_finetuning_runs(tmp_path, results)
+
+
+def assert_per_class_ap(run_folder, results):
+    """results.json's per-class AP is sklearn's on the saved eval predictions."""
+    from sklearn.metrics import average_precision_score
+
+    _, scores, targets = load_predictions(str(run_folder / "eval_predictions.npz"))
+    names = [e["display_name"] for e in read(run_folder / "data" / "labels.json")]
+    per_class, unscored = results["per_class_AP"], results["unscored_classes"]
+    assert sorted([*per_class, *unscored]) == sorted(names)
+    for k, name in enumerate(names):
+        positives = int((targets[:, k] > 0.5).sum())
+        if name in unscored:
+            assert positives in (0, len(targets))
+        else:
+            expected = average_precision_score(targets[:, k] > 0.5, scores[:, k])
+            assert per_class[name] == pytest.approx(expected)
+    assert sum(per_class.values()) / len(per_class) == pytest.approx(results["mAP"])
+    assert_png(run_folder / "per_class_ap.png")
 
 
 #: The AudioSet fine-tuning runs made so far in this session.
@@ -292,6 +349,9 @@ def test_esc50_yamls(yaml, esc50_folder, tmp_path):
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
     matrix = read(tmp_path / "confusion_matrix.json")["matrix"]
     assert sum(map(sum, matrix)) == 6  # 3 held-out clips in each of the 2 folds
+    # The summary's curves (every fold and their mean) and each fold's own.
+    for folder in (tmp_path, tmp_path / "fold_1", tmp_path / "fold_3"):
+        assert_png(folder / "curves.png")
 
 
 def test_esc50_from_inside_the_recipe_folder_with_a_pretrained_model(
@@ -622,6 +682,8 @@ def test_fsd50k_diverse_joint_training(fsd50k_folder, tmp_path):
     ids, scores, targets = load_predictions(str(tmp_path / "eval_predictions.npz"))
     assert len(ids) == len(read(tmp_path / "data" / "eval.json"))
     assert multilabel_metrics(scores, targets)["mAP"] == pytest.approx(results["mAP"])
+    assert_per_class_ap(tmp_path, results)
+    assert_png(tmp_path / "curves.png")
 
 
 def test_fsd50k_two_stages_and_a_dropped_stream(fsd50k_folder, tmp_path):
@@ -813,6 +875,10 @@ def test_esc50_clar_yamls(yaml, esc50_folder, tmp_path):
     train_log = (tmp_path / "fold_1" / "train_log.txt").read_text()
     part = {"clar_supervised": "train ce", "clar_selfsupervised": "train probe_ce"}
     assert part.get(yaml, "train nt_xent") in train_log
+    # The loss parts are kept per epoch and drawn with the loss.
+    epoch = read(tmp_path / "fold_1" / "epoch_metrics.json")[0]
+    assert part.get(yaml, "train nt_xent").replace(" ", "_") in epoch
+    assert_png(tmp_path / "fold_1" / "curves.png")
 
 
 def test_esc50_clar_trains_with_speechbrain_augmenters_in_the_view_slot(

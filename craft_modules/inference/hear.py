@@ -60,8 +60,9 @@ def load_model(model_file_path="", device="cpu", hop_ms=50.0, **model_options):
     Arguments
     ---------
     model_file_path : str
-        Run folder of a classification recipe (an ESC-50 output folder uses
-        its lowest fold; ``fold=N`` picks another). Empty: an untrained model.
+        Run folder of a recipe (an ESC-50 output folder uses its lowest
+        fold; ``fold=N`` picks another) or a model folder written by
+        ``craft-export``. Empty: an untrained model.
     device : str
         ``cpu`` or ``cuda``.
     hop_ms : float
@@ -81,7 +82,9 @@ def load_model(model_file_path="", device="cpu", hop_ms=50.0, **model_options):
     (16000, 384, 384)
     """
     if model_file_path:
-        tagger = AudioTagger.from_run(model_file_path, device=device, **model_options)
+        tagger = AudioTagger.from_folder(
+            model_file_path, device=device, **model_options
+        )
     else:
         from craft_modules.models.craft import CraftClassifier
 

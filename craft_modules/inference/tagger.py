@@ -6,9 +6,13 @@
 training run) rebuilds the model and gives the label names, its ``save/``
 folder the weights (the weight average when the run used one, else the best
 checkpoint by the run's metric). :meth:`AudioTagger.from_hparams` loads
-``inference.yaml`` the SpeechBrain way (its ``pretrainer``);
+``inference.yaml`` the SpeechBrain way (its ``pretrainer``), and so a model
+folder written by ``craft-export`` (:mod:`craft_modules.inference.export`:
+``hyperparams.yaml``, ``model.ckpt``, ``label_encoder.txt``);
 :meth:`AudioTagger.from_run` also lets one choose the checkpoint, and loads
-run folders older than ``inference.yaml`` from their ``hyperparams.yaml``. It follows SpeechBrain's inference interfaces
+run folders older than ``inference.yaml`` from their ``hyperparams.yaml``;
+:meth:`AudioTagger.from_folder` takes either kind of folder. It follows
+SpeechBrain's inference interfaces
 (:class:`speechbrain.inference.interfaces.Pretrained`: ``classify_batch``,
 ``classify_file``, ``encode_batch``) and adds what tagging needs:
 
@@ -23,7 +27,12 @@ run folders older than ``inference.yaml`` from their ``hyperparams.yaml``. It fo
   regular grid (``hop_ms``, 50 ms by default, the HEAR limit): the model's
   own time resolution (:meth:`CraftClassifier.time_embeddings`, 100 ms for
   stride-10 patches) linearly interpolated to the grid, with timestamps from
-  0 up to, never past, the end of the audio.
+  0 up to, never past, the end of the audio; :meth:`AudioTagger.embeddings`
+  gives both from one forward pass;
+* many files at once (:meth:`AudioTagger.iter_tag_files`,
+  :meth:`AudioTagger.iter_embed_files`): the windows of consecutive files
+  share forward passes of ``batch_size`` windows, with the same results as
+  one file at a time.
 
 Usage::
 
@@ -63,6 +72,40 @@ TRAINING_ONLY_KEYS = ("checkpointer", "train_logger", "__set_seed", "epoch_count
 
 class RunFolderError(FileNotFoundError):
     """A run folder lacks what inference needs; the message says what."""
+
+
+def is_model_folder(path):
+    """Whether ``path`` is a model folder written by ``craft-export``.
+
+    Such a folder holds ``hyperparams.yaml`` and ``model.ckpt`` and, unlike
+    a run folder, no ``save/`` checkpoint folder
+    (:mod:`craft_modules.inference.export`).
+
+    Arguments
+    ---------
+    path : str
+        A folder.
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / "hyperparams.yaml").write_text("a: 1")
+    >>> is_model_folder(folder)
+    False
+    >>> _ = (folder / "model.ckpt").write_bytes(b"")
+    >>> is_model_folder(folder)
+    True
+    """
+    path = os.fspath(path)
+    return (
+        os.path.isfile(os.path.join(path, "hyperparams.yaml"))
+        and os.path.isfile(os.path.join(path, "model.ckpt"))
+        and not os.path.isdir(os.path.join(path, "save"))
+    )
 
 
 def find_run_folder(path, fold=None):
@@ -204,6 +247,38 @@ def embedding_model_from_pretrainer(pretrainer):
     from craft_modules.models.craft import CraftClassifier
     from craft_modules.weights.transfer import load_pretrained
 
+    model = CraftClassifier(**embedding_model_arguments(pretrainer))
+    report = load_pretrained(model, pretrainer.state_dict())
+    if report.missing or report.resized:
+        raise ValueError(f"the pretraining backbone did not transfer exactly: {report}")
+    return model.eval()
+
+
+def embedding_model_arguments(pretrainer):
+    """The :class:`CraftClassifier` arguments of :func:`embedding_model_from_pretrainer`.
+
+    Plain values (numbers, strings, lists), so an exported model folder's
+    ``hyperparams.yaml`` can rebuild the embedding model
+    (:mod:`craft_modules.inference.export`).
+
+    Arguments
+    ---------
+    pretrainer : CraftPretrainer
+        A pretraining model.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> from craft_modules.models.craft import CraftPretrainer
+    >>> pre = CraftPretrainer(method="ssast", model_size="tiny", depth=1,
+    ...                       target_frames=64, mask_patch=4)
+    >>> args = embedding_model_arguments(pre)
+    >>> args["n_classes"], args["fusion"], args["depth"], args["target_frames"]
+    (1, 'ast', 1, 64)
+    """
     if pretrainer.spec_embed is None:
         raise ValueError(
             f"a {pretrainer.method} pretraining run has no spectrogram stream to embed "
@@ -231,11 +306,19 @@ def embedding_model_from_pretrainer(pretrainer):
             msae_stride=pretrainer.msae.conv_stride,
         )
     fusion = "ast" if pretrainer.wav_embed is None else "swast"
-    model = CraftClassifier(1, fusion=fusion, **options)
-    report = load_pretrained(model, pretrainer.state_dict())
-    if report.missing or report.resized:
-        raise ValueError(f"the pretraining backbone did not transfer exactly: {report}")
-    return model.eval()
+    return {"n_classes": 1, "fusion": fusion, **_plain_values(options)}
+
+
+def _plain_values(options):
+    """Tensors and tuples of ``options`` as floats and lists (YAML-friendly)."""
+    plain = {}
+    for key, value in options.items():
+        if isinstance(value, torch.Tensor):
+            value = value.tolist()
+        elif isinstance(value, tuple):
+            value = list(value)
+        plain[key] = value
+    return plain
 
 
 def load_inference_hparams(run_folder):
@@ -263,7 +346,12 @@ def load_inference_hparams(run_folder):
 
 def _pretraining_embedder(model, settings):
     """A pretraining run's model turned into an embedding model, with its settings."""
-    settings = {**settings, "labels": list(PRETRAINING_LABELS), "multilabel": True}
+    settings = {
+        **settings,
+        "labels": list(PRETRAINING_LABELS),
+        "multilabel": True,
+        "embedding_only": True,
+    }
     settings["checkpoint"] = (
         settings.get("checkpoint", "") + ", pretraining backbone (embeddings only)"
     )
@@ -420,17 +508,20 @@ class AudioTagger(Pretrained):
     def from_hparams(
         cls,
         source,
-        hparams_file=INFERENCE_YAML,
+        hparams_file=None,
         savedir=None,
         device="cpu",
         overrides=None,
         **kwargs,
     ):
-        """Loads a run folder's ``inference.yaml`` the SpeechBrain way.
+        """Loads a run folder or an exported model folder the SpeechBrain way.
 
         :meth:`speechbrain.inference.interfaces.Pretrained.from_hparams`
-        builds the model from the file and its ``pretrainer`` loads the
-        checkpoint the run chose (see :mod:`craft_modules.weights.run_folder`).
+        builds the model from the folder's file and its ``pretrainer`` loads
+        the weights: for a run folder, its ``inference.yaml`` and the
+        checkpoint the run chose (see :mod:`craft_modules.weights.run_folder`);
+        for a folder written by ``craft-export``, its ``hyperparams.yaml``
+        and ``model.ckpt`` (see :mod:`craft_modules.inference.export`).
         Only local folders are read (nothing is downloaded), and with the
         default ``savedir=None`` nothing is written: the files are used
         where they are.
@@ -438,15 +529,18 @@ class AudioTagger(Pretrained):
         Arguments
         ---------
         source : str
-            The run's experiment folder (with ``inference.yaml`` and ``save/``).
-        hparams_file : str
-            The file in ``source`` to load.
+            A run's experiment folder (with ``inference.yaml`` and
+            ``save/``) or an exported model folder.
+        hparams_file : str, optional
+            The file in ``source`` to load (default: ``inference.yaml`` if
+            there is one, else ``hyperparams.yaml`` of an exported folder).
         savedir : str, optional
             Where SpeechBrain should link the files (None: nowhere).
         device : str
             ``cpu`` or ``cuda[:N]`` (unless ``run_opts`` is given).
         overrides : dict, optional
-            Overrides of the file's keys (``run_folder`` is set to ``source``).
+            Overrides of the file's keys (a run folder's ``run_folder`` is
+            set to ``source``).
         **kwargs : dict
             More arguments of SpeechBrain's ``from_hparams`` (``run_opts`` ...).
 
@@ -456,13 +550,21 @@ class AudioTagger(Pretrained):
         """
         folder = os.fspath(source)
         if not os.path.isdir(folder):
-            raise RunFolderError(f"run folder {folder!r} does not exist")
+            raise RunFolderError(f"model folder {folder!r} does not exist")
+        if hparams_file is None:
+            hparams_file = INFERENCE_YAML
+            if not os.path.isfile(os.path.join(folder, INFERENCE_YAML)):
+                if is_model_folder(folder):
+                    hparams_file = "hyperparams.yaml"
         if not os.path.isfile(os.path.join(folder, hparams_file)):
             raise RunFolderError(
-                f"{folder!r} has no {hparams_file} (runs trained before it was "
-                "written load with AudioTagger.from_run)"
+                f"{folder!r} has no {hparams_file}: neither a run folder nor a "
+                "craft-export model folder (runs trained before inference.yaml "
+                "was written load with AudioTagger.from_run)"
             )
-        overrides = {"run_folder": os.path.abspath(folder), **(overrides or {})}
+        overrides = dict(overrides or {})
+        if hparams_file == INFERENCE_YAML:
+            overrides.setdefault("run_folder", os.path.abspath(folder))
         kwargs.setdefault("run_opts", {"device": device})
         kwargs.setdefault("fetch_config", FetchConfig(allow_network=False))
         tagger = super().from_hparams(
@@ -478,8 +580,42 @@ class AudioTagger(Pretrained):
             return cls(
                 modules={"model": model}, hparams=settings, run_opts=kwargs["run_opts"]
             )
+        if getattr(tagger.hparams, "embedding_only", False):
+            # An exported embedding model: the pretraining runs' placeholder label.
+            tagger.hparams.labels = list(PRETRAINING_LABELS)
+            tagger.hparams.multilabel = True
         cls._check_outputs(folder, model, tagger.labels)
         return tagger
+
+    @classmethod
+    def from_folder(cls, folder, device="cpu", checkpoint="auto", fold=None):
+        """Loads a run folder (:meth:`from_run`) or an exported model folder.
+
+        Arguments
+        ---------
+        folder : str
+            A recipe's output folder (or one ``fold_N``), or a folder
+            written by ``craft-export``.
+        device : str
+            ``cpu`` or ``cuda[:N]``.
+        checkpoint : str
+            Which weights of a run (see :meth:`from_run`); an exported
+            folder holds one set, so only ``auto`` applies to it.
+        fold : int, optional
+            Fold of an ESC-50 run (not for an exported folder).
+
+        Returns
+        -------
+        AudioTagger
+        """
+        if not is_model_folder(folder):
+            return cls.from_run(folder, device=device, checkpoint=checkpoint, fold=fold)
+        if checkpoint != "auto" or fold is not None:
+            raise ValueError(
+                f"{folder!r} is an exported model folder with one set of weights: "
+                "--checkpoint and --fold apply to run folders only"
+            )
+        return cls.from_hparams(source=folder, device=device)
 
     @staticmethod
     def _check_outputs(folder, model, labels):
@@ -495,6 +631,11 @@ class AudioTagger(Pretrained):
     def labels(self):
         """Label names in output order."""
         return list(self.hparams.labels)
+
+    @property
+    def embedding_only(self):
+        """True for a pretraining run's model: embeddings, no labels to tag with."""
+        return bool(getattr(self.hparams, "embedding_only", False))
 
     @property
     def sample_rate(self):
@@ -581,22 +722,47 @@ class AudioTagger(Pretrained):
         lens = (n - starts).clamp(max=size) / size
         return padded.unfold(-1, size, hop), lens, starts.double() / self.sample_rate
 
-    def _run(self, chunks, lens, embed=False):
-        """The model on window batches: logits, or pooled embeddings with ``embed``."""
+    @property
+    def batch_size(self):
+        """Windows per forward pass unless a method is given one (``window_batch_size``)."""
+        return int(getattr(self.hparams, "window_batch_size", 16))
+
+    def _run(self, chunks, lens, embed=False, columns=False, batch_size=None):
+        """The model on window batches of ``batch_size``, one forward pass each.
+
+        Returns the logits ``(n, n_classes)``; with ``embed``, the pooled
+        embeddings ``(n, dim)``; with ``columns`` as well, ``(pooled,
+        columns, centres)``: the time embeddings ``(n, t, dim)`` of the same
+        forward pass (:meth:`CraftClassifier.time_embeddings_from_features`;
+        one column, the pooled embedding at the clip's centre, for models
+        without time embeddings) and their centres ``(t,)`` in seconds.
+        """
         model = self.mods.model
-        size = int(getattr(self.hparams, "window_batch_size", 16))
-        outputs = []
+        size = int(batch_size or self.batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {size}")
+        timed = columns and hasattr(model, "time_embeddings_from_features")
+        outputs, time_columns, centres = [], [], None
         with torch.no_grad():
             for i in range(0, chunks.shape[0], size):
                 wavs = chunks[i : i + size].to(self.model_device)
                 wav_lens = lens[i : i + size].to(self.model_device)
-                if embed:
-                    features = model.forward_features(wavs, wav_lens)
-                    out = model.forward_head(features, pre_logits=True)
-                else:
-                    out = model(wavs, wav_lens)
+                if not (embed or columns):
+                    outputs.append(model(wavs, wav_lens).float().cpu())
+                    continue
+                features = model.forward_features(wavs, wav_lens)
+                out = model.forward_head(features, pre_logits=True)
                 outputs.append(out.float().cpu())
-        return torch.cat(outputs)
+                if timed:
+                    cols, centres = model.time_embeddings_from_features(features)
+                    time_columns.append(cols.float().cpu())
+        pooled = torch.cat(outputs)
+        if not columns:
+            return pooled
+        if not timed:
+            centre = self.hparams.clip_duration / 2
+            return pooled, pooled[:, None], torch.tensor([centre], dtype=torch.float64)
+        return pooled, torch.cat(time_columns), centres.double().cpu()
 
     def _scores(self, logits):
         if self.hparams.multilabel:
@@ -645,6 +811,73 @@ class AudioTagger(Pretrained):
         """Runs ``classify_batch``."""
         return self.classify_batch(wavs, wav_lens)
 
+    # --- many files, batched across files ---------------------------------------
+    def _loaded(self, paths):
+        """``(path, signal)`` per file; the signal is the load error for a bad file."""
+        for path in paths:
+            try:
+                yield str(path), self.load_audio(path)
+            except AudioLoadError as err:
+                logger.warning("%s", err)
+                yield str(path), err
+
+    def _windowed(self, signals, batch_size, **options):
+        """Runs the model on the windows of consecutive signals, ``batch_size`` per pass.
+
+        Windows of several files share a forward pass, so short files are
+        batched; a file's windows are all scored before it is yielded.
+
+        Arguments
+        ---------
+        signals : iterable
+            ``(key, signal)``: a 1-D signal at the model's rate, or an
+            exception (passed through, in order).
+        batch_size : int
+            Windows per forward pass.
+        **options : dict
+            ``embed`` / ``columns`` options of :meth:`_run`.
+
+        Yields
+        ------
+        tuple
+            ``(key, signal, (chunks, lens, starts), outputs)``, where
+            ``outputs`` is :meth:`_run`'s result for the signal's windows
+            (None for an exception).
+        """
+        pending, n_windows = [], 0
+        for key, signal in signals:
+            windows = None
+            if not isinstance(signal, BaseException):
+                windows = self.windows(signal)
+                n_windows += windows[0].shape[0]
+            pending.append((key, signal, windows))
+            if n_windows >= batch_size:
+                yield from self._flush(pending, batch_size, options)
+                pending, n_windows = [], 0
+        yield from self._flush(pending, batch_size, options)
+
+    def _flush(self, pending, batch_size, options):
+        """:meth:`_windowed`'s forward passes over the pending signals."""
+        ready = [windows for _, _, windows in pending if windows is not None]
+        split = iter(())
+        if ready:
+            sizes = [chunks.shape[0] for chunks, _, _ in ready]
+            if len(ready) == 1:  # a long file alone: its strided windows, no copy
+                chunks, lens, _ = ready[0]
+            else:
+                chunks = torch.cat([chunks for chunks, _, _ in ready])
+                lens = torch.cat([lens for _, lens, _ in ready])
+            out = self._run(chunks, lens, batch_size=batch_size, **options)
+            if isinstance(out, tuple):  # (pooled, columns, centres)
+                split = (
+                    (pooled, cols, out[2])
+                    for pooled, cols in zip(out[0].split(sizes), out[1].split(sizes))
+                )
+            else:
+                split = iter(out.split(sizes))
+        for key, signal, windows in pending:
+            yield key, signal, windows, None if windows is None else next(split)
+
     # --- tagging --------------------------------------------------------------
     def _top(self, scores, top_k):
         order = torch.argsort(scores, descending=True)
@@ -654,6 +887,33 @@ class AudioTagger(Pretrained):
             {"label": self.labels[i], "score": round(float(scores[i]), 6)}
             for i in order.tolist()
         ]
+
+    def _summarise(self, scores, lens, starts, duration, top_k):
+        """A tagging result from the scores ``(n_windows, n_classes)`` of one signal."""
+        if self.hparams.multilabel:
+            summary = scores.max(dim=0).values
+        else:
+            weights = lens / lens.sum()
+            summary = (scores * weights[:, None]).sum(dim=0)
+        result = {
+            "duration": round(duration, 4),
+            "labels": self._top(summary, top_k),
+            "scores": [
+                {"label": name, "score": round(float(s), 6)}
+                for name, s in zip(self.labels, summary)
+            ],
+        }
+        if scores.shape[0] > 1:
+            ends = torch.clamp(starts + self.hparams.clip_duration, max=duration)
+            result["windows"] = [
+                {
+                    "start": round(float(s), 4),
+                    "end": round(float(e), 4),
+                    "labels": self._top(window_scores, top_k),
+                }
+                for s, e, window_scores in zip(starts, ends, scores)
+            ]
+        return result
 
     def tag_waveform(self, wav, sample_rate, top_k=5):
         """Tags one waveform of any length.
@@ -678,33 +938,46 @@ class AudioTagger(Pretrained):
         wav = self._prepare(wav, sample_rate)
         chunks, lens, starts = self.windows(wav)
         scores = self._scores(self._run(chunks, lens))
-        if self.hparams.multilabel:
-            summary = scores.max(dim=0).values
-        else:
-            weights = lens / lens.sum()
-            summary = (scores * weights[:, None]).sum(dim=0)
-        duration = wav.numel() / self.sample_rate
-        result = {
-            "duration": round(duration, 4),
-            "labels": self._top(summary, top_k),
-            "scores": [
-                {"label": name, "score": round(float(s), 6)}
-                for name, s in zip(self.labels, summary)
-            ],
-        }
-        if chunks.shape[0] > 1:
-            ends = torch.clamp(starts + self.hparams.clip_duration, max=duration)
-            result["windows"] = [
-                {
-                    "start": round(float(s), 4),
-                    "end": round(float(e), 4),
-                    "labels": self._top(window_scores, top_k),
-                }
-                for s, e, window_scores in zip(starts, ends, scores)
-            ]
-        return result
+        return self._summarise(
+            scores, lens, starts, wav.numel() / self.sample_rate, top_k
+        )
 
-    def tag_files(self, paths, top_k=5):
+    def iter_tag_files(self, paths, top_k=5, batch_size=None):
+        """Tags files, yielding each result as soon as its windows are scored.
+
+        Windows of consecutive files share forward passes (``batch_size``
+        windows each, default ``window_batch_size``); the results do not
+        depend on it.
+
+        Arguments
+        ---------
+        paths : iterable of str
+            Audio files (any rate or channel count the loader reads).
+        top_k : int or None
+            Labels per file and window.
+        batch_size : int, optional
+            Windows (clips) per forward pass.
+
+        Yields
+        ------
+        dict
+            One per file, in order: ``{"file", "duration", "labels",
+            ["windows"]}`` or ``{"file", "error"}``.
+        """
+        size = int(batch_size or self.batch_size)
+        for path, wav, windows, logits in self._windowed(self._loaded(paths), size):
+            if windows is None:
+                yield {"file": path, "error": str(wav)}
+                continue
+            _, lens, starts = windows
+            duration = wav.numel() / self.sample_rate
+            result = self._summarise(
+                self._scores(logits), lens, starts, duration, top_k
+            )
+            result.pop("scores")
+            yield {"file": path, **result}
+
+    def tag_files(self, paths, top_k=5, batch_size=None):
         """Tags files; a file that cannot be read gets an ``error`` entry.
 
         Arguments
@@ -713,6 +986,8 @@ class AudioTagger(Pretrained):
             Audio files (any rate or channel count soundfile reads).
         top_k : int or None
             Labels per file and window.
+        batch_size : int, optional
+            Windows (clips) per forward pass, gathered across files.
 
         Returns
         -------
@@ -720,18 +995,7 @@ class AudioTagger(Pretrained):
             One per file, in order: ``{"file", "duration", "labels",
             ["windows"]}`` or ``{"file", "error"}``.
         """
-        results = []
-        for path in paths:
-            try:
-                wav = self.load_audio(path)
-            except AudioLoadError as err:
-                logger.warning("%s", err)
-                results.append({"file": str(path), "error": str(err)})
-                continue
-            result = self.tag_waveform(wav, self.sample_rate, top_k)
-            result.pop("scores")
-            results.append({"file": str(path), **result})
-        return results
+        return list(self.iter_tag_files(paths, top_k, batch_size))
 
     # --- embeddings -------------------------------------------------------------
     def window_embeddings(self, wav, sample_rate):
@@ -759,6 +1023,12 @@ class AudioTagger(Pretrained):
             self._prepare(wav, sample_rate)[None], self.sample_rate
         )[0]
 
+    @staticmethod
+    def _scene(pooled, lens):
+        """Signal vectors ``(batch, dim)`` from window embeddings ``(batch, n_windows, dim)``."""
+        weights = (lens / lens.sum())[None, :, None]
+        return (pooled * weights).sum(dim=1)
+
     def scene_embeddings(self, wavs, sample_rate):
         """One vector per signal of an equal-length ``(batch, samples)`` batch.
 
@@ -777,26 +1047,32 @@ class AudioTagger(Pretrained):
         emb = self._run(
             chunks.reshape(batch * count, -1), lens.repeat(batch), embed=True
         )
-        weights = (lens / lens.sum())[None, :, None]
-        return (emb.reshape(batch, count, -1) * weights).sum(dim=1)
+        return self._scene(emb.reshape(batch, count, -1), lens)
 
-    def _model_time_embeddings(self, chunks, lens):
-        """Per-window time embeddings and their centres (s), or window-level ones."""
-        model = self.mods.model
-        if not hasattr(model, "time_embeddings"):
-            emb = self._run(chunks, lens, embed=True)
-            centre = torch.tensor([self.hparams.clip_duration / 2], dtype=torch.float64)
-            return emb[:, None], centre
-        size = int(getattr(self.hparams, "window_batch_size", 16))
-        outputs, centres = [], None
-        with torch.no_grad():
-            for i in range(0, chunks.shape[0], size):
-                out, centres = model.time_embeddings(
-                    chunks[i : i + size].to(self.model_device),
-                    lens[i : i + size].to(self.model_device),
-                )
-                outputs.append(out.float().cpu())
-        return torch.cat(outputs), centres.double().cpu()
+    def _on_grid(self, columns, centres, lens, starts, n_samples, hop_ms):
+        """Time embeddings ``(batch, n_windows, t, dim)`` on the ``hop_ms`` grid.
+
+        The model's time steps are placed at their centre times, those
+        centred on padding are dropped, and the rest are linearly
+        interpolated to ``0, hop, 2 hop, ...`` up to the last grid point
+        before the end of the audio.
+        """
+        if not hop_ms > 0:
+            raise ValueError(f"hop_ms must be positive, got {hop_ms}")
+        batch, count, steps, dim = columns.shape
+        duration = n_samples / self.sample_rate
+        emb = columns.reshape(batch, count * steps, dim)
+        # Keep the columns centred on real audio of their window (the model's
+        # input may be longer than the clip: SSAST pads 998 frames to 1024).
+        real = centres[None, :] < (lens.double() * self.hparams.clip_duration)[:, None]
+        times = (starts[:, None] + centres[None, :]).reshape(-1)
+        valid = real.reshape(-1) & (times < duration)
+        valid[0] = True  # at least one column, even for very short audio
+        order = torch.argsort(times[valid], stable=True)
+        times, emb = times[valid][order], emb[:, valid][:, order]
+        n_steps = max(1, math.ceil(duration * 1000.0 / hop_ms - 1e-9))
+        grid_ms = torch.arange(n_steps, dtype=torch.float64) * hop_ms
+        return _interpolate(times * 1000.0, emb, grid_ms).float(), grid_ms.float()
 
     def timestamp_embedding(self, wav, sample_rate, hop_ms=50.0):
         """Embeddings on a regular time grid for one waveform of any length.
@@ -838,28 +1114,107 @@ class AudioTagger(Pretrained):
             ``(n_timestamps,)`` timestamps in milliseconds (the same for
             every signal of the batch).
         """
-        if not hop_ms > 0:
-            raise ValueError(f"hop_ms must be positive, got {hop_ms}")
+        _, emb, grid_ms = self.embeddings(wavs, sample_rate, hop_ms)
+        return emb, grid_ms
+
+    def embeddings(self, wavs, sample_rate, hop_ms=50.0):
+        """Scene and timestamp embeddings from one forward pass per window batch.
+
+        Equal to :meth:`scene_embeddings` and :meth:`timestamp_embeddings`,
+        which would run the model twice.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(samples,)`` or an equal-length ``(batch, samples)`` batch.
+        sample_rate : int
+            Their sample rate.
+        hop_ms : float
+            Timestamp grid step in milliseconds.
+
+        Returns
+        -------
+        torch.Tensor
+            ``([batch,] dim)`` scene embeddings.
+        torch.Tensor
+            ``([batch,] n_timestamps, dim)`` timestamp embeddings.
+        torch.Tensor
+            ``(n_timestamps,)`` timestamps in milliseconds.
+
+        Example
+        -------
+        >>> from craft_modules.models.craft import CraftClassifier
+        >>> model = CraftClassifier(2, fusion="ast", model_size="tiny", depth=1, target_frames=100)
+        >>> tagger = AudioTagger(modules={"model": model}, hparams={
+        ...     "sample_rate": 16000, "clip_duration": 1.0, "labels": ["a", "b"],
+        ...     "multilabel": False}, run_opts={"device": "cpu"})
+        >>> scene, frames, times_ms = tagger.embeddings(torch.randn(24000), 16000)
+        >>> scene.shape, frames.shape, times_ms[:3].tolist()
+        (torch.Size([192]), torch.Size([30, 192]), [0.0, 50.0, 100.0])
+        """
+        wavs = torch.as_tensor(wavs)
+        if wavs.dim() == 1:
+            wav = self._prepare(wavs, sample_rate)
+            scene, emb, grid_ms = self.embeddings(wav[None], self.sample_rate, hop_ms)
+            return scene[0], emb[0], grid_ms
         wavs = self._prepare_batch(wavs, sample_rate)
-        batch = wavs.shape[0]
-        duration = wavs.shape[-1] / self.sample_rate
         chunks, lens, starts = self.windows(wavs)
-        count = chunks.shape[1]
-        emb, centres = self._model_time_embeddings(
-            chunks.reshape(batch * count, -1), lens.repeat(batch)
+        batch, count = chunks.shape[:2]
+        pooled, columns, centres = self._run(
+            chunks.reshape(batch * count, -1), lens.repeat(batch), columns=True
         )
-        emb = emb.reshape(batch, count * emb.shape[1], emb.shape[-1])
-        # Keep the columns centred on real audio of their window (the model's
-        # input may be longer than the clip: SSAST pads 998 frames to 1024).
-        real = centres[None, :] < (lens.double() * self.hparams.clip_duration)[:, None]
-        times = (starts[:, None] + centres[None, :]).reshape(-1)
-        valid = real.reshape(-1) & (times < duration)
-        valid[0] = True  # at least one column, even for very short audio
-        order = torch.argsort(times[valid], stable=True)
-        times, emb = times[valid][order], emb[:, valid][:, order]
-        n_steps = max(1, math.ceil(duration * 1000.0 / hop_ms - 1e-9))
-        grid_ms = torch.arange(n_steps, dtype=torch.float64) * hop_ms
-        return _interpolate(times * 1000.0, emb, grid_ms).float(), grid_ms.float()
+        scene = self._scene(pooled.reshape(batch, count, -1), lens)
+        columns = columns.reshape(batch, count, *columns.shape[1:])
+        emb, grid_ms = self._on_grid(
+            columns, centres, lens, starts, wavs.shape[-1], hop_ms
+        )
+        return scene, emb, grid_ms
+
+    def iter_embed_files(self, paths, hop_ms=50.0, timestamps=True, batch_size=None):
+        """Embeds files, windows of consecutive files sharing forward passes.
+
+        One forward pass per window gives both the scene and the timestamp
+        embeddings (as :meth:`embeddings`).
+
+        Arguments
+        ---------
+        paths : iterable of str
+            Audio files.
+        hop_ms : float
+            Timestamp grid step in milliseconds.
+        timestamps : bool
+            Also the timestamp embeddings.
+        batch_size : int, optional
+            Windows (clips) per forward pass.
+
+        Yields
+        ------
+        dict
+            Per file, in order: ``{"file", "duration", "scene"}`` (a
+            ``(dim,)`` tensor) with ``"timestamps"`` ``(n, dim)`` and
+            ``"times_ms"`` ``(n,)``, or ``{"file", "error"}``.
+        """
+        size = int(batch_size or self.batch_size)
+        options = {"columns": True} if timestamps else {"embed": True}
+        for path, wav, windows, out in self._windowed(
+            self._loaded(paths), size, **options
+        ):
+            if windows is None:
+                yield {"file": path, "error": str(wav)}
+                continue
+            _, lens, starts = windows
+            result = {
+                "file": path,
+                "duration": round(wav.numel() / self.sample_rate, 4),
+            }
+            pooled = out[0] if timestamps else out
+            result["scene"] = self._scene(pooled[None], lens)[0]
+            if timestamps:
+                emb, grid_ms = self._on_grid(
+                    out[1][None], out[2], lens, starts, wav.numel(), hop_ms
+                )
+                result["timestamps"], result["times_ms"] = emb[0], grid_ms
+            yield result
 
 
 def _interpolate(times, values, grid):

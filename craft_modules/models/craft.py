@@ -787,8 +787,35 @@ class CraftClassifier(CraftBackbone):
         >>> emb.shape, [round(c, 4) for c in centres[:2].tolist()]
         (torch.Size([2, 9, 384]), [0.0875, 0.1875])
         """
+        return self.time_embeddings_from_features(self.forward_features(wavs, lens))
+
+    def time_embeddings_from_features(self, features):
+        """:meth:`time_embeddings` from the output of :meth:`forward_features`.
+
+        With :meth:`forward_head` on the same features, one forward pass
+        gives both the pooled and the time embeddings.
+
+        Arguments
+        ---------
+        features : tuple of torch.Tensor
+            The output of :meth:`forward_features`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, t, n_streams * embed_dim)``.
+        torch.Tensor
+            ``(t,)`` column centres in seconds.
+
+        Example
+        -------
+        >>> model = CraftClassifier(3, fusion="ast", model_size="tiny", depth=1, target_frames=100)
+        >>> emb, _ = model.time_embeddings_from_features(model.forward_features(torch.randn(2, 16000)))
+        >>> emb.shape
+        torch.Size([2, 9, 192])
+        """
         n_cls = PatchEmbedding.n_class_tokens
-        streams = [s[:, n_cls:] for s in self.forward_features(wavs, lens)]
+        streams = [s[:, n_cls:] for s in features]
         embed = self.spec_embed if self.spec_embed is not None else self.wav_embed
         frames = self.fbank if self.fbank is not None else self.msae
         f_dim, t_dim = (int(x) for x in embed.grid)

@@ -551,6 +551,36 @@ class DiverseEmbeddingModel(nn.Module):
         lens = check_waveform_batch(wavs, lens)
         chunks, chunk_lens, valid = self.chunk(wavs, lens)
         per_chunk = _scatter_chunks(self.embed_chunks(chunks, chunk_lens), valid)
+        return self.time_embeddings_from_features((per_chunk, valid))
+
+    def time_embeddings_from_features(self, features):
+        """:meth:`time_embeddings` from the output of :meth:`forward_features`.
+
+        With :meth:`forward_head` on the same features, one forward pass
+        gives both the clip and the time embeddings.
+
+        Arguments
+        ---------
+        features : tuple of torch.Tensor
+            ``(embeddings, valid)`` from :meth:`forward_features`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_chunks, head_input_dim)``.
+        torch.Tensor
+            ``(n_chunks,)`` chunk centres in seconds.
+
+        Example
+        -------
+        >>> model = DiverseEmbeddingModel(2, streams=["timbre"], embed_dim=8,
+        ...                               depth=1, num_heads=2, chunk_seconds=0.5).eval()
+        >>> emb, centres = model.time_embeddings_from_features(
+        ...     model.forward_features(torch.randn(3, 16000)))
+        >>> emb.shape, centres.tolist()
+        (torch.Size([3, 2, 8]), [0.25, 0.75])
+        """
+        per_chunk, valid = features
         # Valid chunks are a prefix of each row: padding rows repeat the last one.
         last = (valid.sum(dim=1, keepdim=True) - 1).clamp_min(0)
         index = torch.minimum(torch.arange(valid.shape[1], device=valid.device), last)

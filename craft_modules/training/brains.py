@@ -7,15 +7,18 @@ project; the method is chosen in YAML.
 
 * :class:`PretrainBrain` logs every named loss, applies SSAST's staircase
   warm-up per optimizer step and its halve-on-plateau schedule per epoch on a
-  monitored validation metric.
+  monitored validation metric; every ``log_interval`` optimizer steps it
+  logs the running losses (``train_log.txt``, ``train_steps.jsonl`` and,
+  with ``use_tensorboard``, SpeechBrain's TensorBoard logger) and it draws
+  ``curves.png`` at each validation.
 * :class:`ClassifierBrain` trains with BCE (multi-label, AudioSet) or CE on
   the argmax target (ESC-50, as SSAST does), with optional waveform mixup;
   evaluation collects sigmoid scores over the whole evaluation set exactly
   once across DDP ranks (each rank evaluates a disjoint shard) and computes
   mAP / mAUC / d-prime / accuracy; the per-epoch metrics are kept in
   ``history`` (and in ``epoch_metrics.json``, so that a resumed run keeps
-  them), those of ``evaluate`` in ``test_metrics``; the weights of the last
-  epochs can be averaged.
+  them, and drawn in ``curves.png``), those of ``evaluate`` in
+  ``test_metrics``; the weights of the last epochs can be averaged.
 
 A batch in which every clip failed to load (``None`` from
 :class:`craft_modules.data.batching.SkipBadCollate`) is skipped with a warning; under
@@ -36,15 +39,18 @@ from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import if_main_process, infer_device
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
+from speechbrain.utils.train_logger import TrainLogger
 
 from craft_modules import distributed
 from craft_modules.augment.spectrogram import mixup
 from craft_modules.data.preparation import write_json_atomic
 from craft_modules.data.samplers import ShareBatchSampler
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
+from craft_modules.plots import plot_epoch_curves, plot_step_curves
 from craft_modules.training.compile import compile_in_place
 from craft_modules.training.loaders import loader_worker_options
 from craft_modules.training.precision import resolve_precision
+from craft_modules.training.step_log import STEP_LOG_FILE, StepLog
 from craft_modules.weights.run_folder import write_run_inference_yaml
 
 logger = get_logger(__name__)
@@ -177,6 +183,15 @@ class CraftBrain(sb.Brain):
             write_run_inference_yaml(folder, hparams, self.checkpointer)
         except (OSError, KeyError, ValueError) as err:  # training goes on without it
             logger.warning("No inference.yaml written in %s: %s", folder, err)
+
+    def run_file(self, name):
+        """``name`` in the run's folder (``experiment_folder``, else ``output_folder``).
+
+        Returns None when the hparams name neither folder.
+        """
+        hparams = vars(getattr(self, "hparams", None) or SimpleNamespace())
+        folder = hparams.get("experiment_folder") or hparams.get("output_folder")
+        return os.path.join(folder, name) if folder else None
 
     def _compile(self):
         """``compile: True`` compiles each model's encoder in place (eager by default).
@@ -416,7 +431,23 @@ class PretrainBrain(CraftBrain):
     :class:`craft_modules.training.schedulers.WarmupPlateauScheduler`), ``monitor`` (the
     validation key driving the plateau schedule and checkpoint selection,
     e.g. ``acc_spec`` or ``loss``), ``train_logger``, and optionally
-    ``keep_checkpoints``.
+    ``keep_checkpoints``, ``log_interval`` (default 100) and
+    ``use_tensorboard`` with ``tensorboard_logger``.
+
+    **Running losses.** Every ``log_interval`` optimizer steps, and at the
+    end of each training stage, the means since the previous log of
+    ``loss`` and of each named loss the model returns (over every
+    process's clips) go to ``train_logger`` (a ``step: ...`` line of
+    ``train_log.txt``), to the step records (:attr:`step_log`,
+    ``train_steps.jsonl`` in the run folder, with the step, the epoch and
+    the learning rate) and, with ``use_tensorboard: True``, to the YAML's
+    ``tensorboard_logger`` (SpeechBrain's ``TensorboardLogger``, tagged
+    ``<loss>/train`` at the optimizer step). Each validation adds a
+    ``stage: valid`` record and redraws ``curves.png``. The means are
+    differences of the stage's running sums, which stay on the device:
+    the only host read is one per log. Only the main process writes. A
+    resumed run keeps the records up to its checkpoint's step and appends
+    after them.
     """
 
     def compute_forward(self, batch, stage):
@@ -440,14 +471,67 @@ class PretrainBrain(CraftBrain):
     def on_stage_start(self, stage, epoch=None):
         """Resets the running averages."""
         self.running = {}
+        self._logged_totals = {}
+        self._logged_step = self.optimizer_step
+        self._epoch = epoch
 
     def on_fit_batch_start(self, batch, should_step):
         """Sets the warm-up learning rate of the coming optimizer step."""
         if should_step:
             self.hparams.lr_scheduler.on_step(self.optimizer, self.optimizer_step + 1)
 
-    def _stage_stats(self):
-        """Averages of the stage's named losses over every process (one read)."""
+    def on_fit_start(self):
+        """SpeechBrain's start of fitting, then the step records and TensorBoard.
+
+        The checkpoint recovered here gives the step after which the records
+        of an earlier, killed run are dropped (:meth:`StepLog.resume`).
+        """
+        super().on_fit_start()
+        interval = getattr(self.hparams, "log_interval", 100)
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 0:
+            raise ValueError(
+                f"log_interval must be a number of optimizer steps >= 0 (0: no "
+                f"running-loss logs), got {interval!r}"
+            )
+        self.log_interval = interval
+        self.tensorboard = self._open_tensorboard()
+        path = self.run_file(STEP_LOG_FILE) if if_main_process() else None
+        self.step_log = StepLog(path)
+        self.step_log.resume(self.optimizer_step)
+
+    def _open_tensorboard(self):
+        """The YAML's ``tensorboard_logger`` when ``use_tensorboard`` (else None).
+
+        ``tensorboard_logger`` is SpeechBrain's ``TensorboardLogger``, given
+        as ``!name:`` with its ``save_dir`` (created here) or as an instance.
+        """
+        if not getattr(self.hparams, "use_tensorboard", False):
+            return None
+        factory = getattr(self.hparams, "tensorboard_logger", None)
+        if isinstance(factory, TrainLogger):
+            return factory
+        if not callable(factory):
+            raise ValueError(
+                "use_tensorboard: True needs tensorboard_logger in the YAML, e.g. "
+                "!name:speechbrain.utils.train_logger.TensorboardLogger with save_dir"
+            )
+        try:
+            return factory()
+        except ImportError as err:
+            raise ImportError(
+                "use_tensorboard: True needs the tensorboard package "
+                "(pip install 'craft-modules[tensorboard]'), or set "
+                f"use_tensorboard: False ({err})"
+            ) from err
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Logs the running losses after every ``log_interval``-th optimizer step."""
+        interval = getattr(self, "log_interval", 0)
+        if should_step and interval and self.optimizer_step % interval == 0:
+            self.log_running_losses()
+
+    def _running_totals(self):
+        """``{name: (sum, clips)}`` of the stage's losses over every process (one read)."""
         keys = sorted(self.running)
         if not keys:
             return {}
@@ -456,10 +540,68 @@ class PretrainBrain(CraftBrain):
         )
         counts = torch.tensor([self.running[k][1] for k in keys], dtype=torch.float64)
         totals = distributed.all_reduce_sum(torch.stack([sums.cpu(), counts]))
-        return {k: float(s / max(c, 1)) for k, s, c in zip(keys, *totals.tolist())}
+        return {k: (s, c) for k, s, c in zip(keys, *totals.tolist())}
+
+    def _stage_stats(self):
+        """Averages of the stage's named losses over every process (one read)."""
+        return {k: float(s / max(c, 1)) for k, (s, c) in self._running_totals().items()}
+
+    def log_running_losses(self):
+        """Logs the mean losses of the optimizer steps since the previous log.
+
+        Every process calls it at the same step (it sums the running losses
+        over processes); the main process writes the ``train_log.txt`` line,
+        the step record and the TensorBoard scalars. Nothing is logged when
+        no step was made since the previous log.
+        """
+        step = self.optimizer_step
+        if step <= getattr(self, "_logged_step", 0):
+            return
+        means = {}
+        for key, (total, count) in self._running_totals().items():
+            before, before_count = self._logged_totals.get(key, (0.0, 0.0))
+            if count > before_count:
+                means[key] = (total - before) / (count - before_count)
+            self._logged_totals[key] = (total, count)
+        steps, self._logged_step = step - self._logged_step, step
+        if not means:
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.hparams.train_logger.log_stats(
+            stats_meta={"step": step, "lr": lr}, train_stats=means
+        )
+        self._record("train", {"epoch": self._epoch, "lr": lr, "steps": steps, **means})
+
+    def _record(self, stage, values):
+        """Adds a step record and its TensorBoard scalars (main process)."""
+        if not if_main_process() or getattr(self, "step_log", None) is None:
+            return
+        step = int(self.optimizer_step)
+        self.step_log.append({"stage": stage, "step": step, **values})
+        writer = getattr(getattr(self, "tensorboard", None), "writer", None)
+        if writer is not None:
+            for key, value in values.items():
+                skip = ("epoch", "steps") if stage == "train" else ("epoch", "lr")
+                if key in skip or not isinstance(value, (int, float)):
+                    continue
+                writer.add_scalar(
+                    "lr" if key == "lr" else f"{key}/{stage}", value, step
+                )
+
+    def _plot_curves(self):
+        """Redraws ``curves.png`` from the step records (main process)."""
+        path = self.run_file("curves.png")
+        if path and getattr(self, "step_log", None) is not None:
+            plot_step_curves(
+                self.step_log.records,
+                path,
+                monitor=getattr(self.hparams, "monitor", None),
+            )
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the stage, steps the plateau schedule and saves a checkpoint."""
+        if stage == sb.Stage.TRAIN and getattr(self, "log_interval", 0):
+            self.log_running_losses()  # the stage's last steps
         stats = self._stage_stats()
         if stage == sb.Stage.TRAIN:
             stats["skipped_clips"] = self.skipped_clips()
@@ -471,10 +613,11 @@ class PretrainBrain(CraftBrain):
             self.last_valid_stats = stats
             lr = self.hparams.lr_scheduler.on_evaluation(self.optimizer, value)
             self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": lr},
+                stats_meta={"epoch": epoch, "step": self.optimizer_step, "lr": lr},
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
+            self._record("valid", {"epoch": epoch, "lr": lr, **stats})
             mode = getattr(self.hparams.lr_scheduler, "mode", "max")
             self.checkpointer.save_and_keep_only(
                 meta={monitor: value, "epoch": epoch},
@@ -486,6 +629,7 @@ class PretrainBrain(CraftBrain):
                 ),
             )
             self.write_inference_yaml()
+            self._plot_curves()
         else:
             self.test_stats = stats
             self.hparams.train_logger.log_stats(
@@ -673,9 +817,31 @@ class ClassifierBrain(CraftBrain):
                 return json.load(fin)
         return []
 
+    def _training_entry(self):
+        """The epoch's training losses (``train_loss``, ``train_<part>``) and ``lr``."""
+        entry = {
+            f"train_{key}": value
+            for key, value in (getattr(self, "train_stats", None) or {}).items()
+            if key != "skipped_clips" and isinstance(value, (int, float))
+        }
+        lr = getattr(self, "current_lr", None)
+        if lr is None and getattr(self, "optimizer", None) is not None:
+            lr = self.optimizer.param_groups[0]["lr"]
+        if isinstance(lr, (int, float)):
+            entry["lr"] = float(lr)
+        return entry
+
+    def _plot_curves(self):
+        """Redraws ``curves.png`` from ``history`` (main process)."""
+        path = self.run_file("curves.png")
+        if path:
+            metric = self.hparams.metric
+            metrics = [metric, "mAUC"] if metric == "mAP" else [metric]
+            plot_epoch_curves(self.history, path, metrics=metrics)
+
     def _record_epoch(self, epoch, metrics, predictions):
-        """Adds ``epoch``'s metrics to ``history``; the main process saves it."""
-        entry = {"epoch": epoch, **metrics}
+        """Adds ``epoch``'s metrics to ``history``; the main process saves and plots it."""
+        entry = {"epoch": epoch, **metrics, **self._training_entry()}
         if self.hparams.loss == "ce":
             ids, scores, targets = predictions
             entry["predictions"] = dict(zip(ids, scores.argmax(dim=-1).tolist()))
@@ -685,3 +851,4 @@ class ClassifierBrain(CraftBrain):
         path = self.history_path()
         if path and if_main_process():
             write_json_atomic(self.history, path)
+            self._plot_curves()

@@ -2,19 +2,24 @@
 
 The recipe gathers the values itself (the Brain's ``history`` and
 ``test_metrics``, the model) and passes them here; :func:`write_results`
-writes the file from the main process.
+writes the file from the main process. Multi-label runs add each class's
+average precision (:func:`per_class_results`) and its plot,
+``per_class_ap.png`` (:func:`craft_modules.plots.plot_per_class_ap`).
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import math
 import os
 
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.preparation import write_json_atomic
-from craft_modules.metrics import save_predictions
+from craft_modules.metrics import per_class_average_precision, save_predictions
+from craft_modules.plots import plot_per_class_ap
+from craft_modules.weights.run_folder import label_names
 
 logger = get_logger(__name__)
 
@@ -81,6 +86,63 @@ def epoch_summaries(history):
     ]
 
 
+def _class_names(labels, n_classes):
+    """Unique display names of ``n_classes`` labels (str or AudioSet-style dicts)."""
+    if len(labels) != n_classes:
+        raise ValueError(f"{len(labels)} label names for scores of {n_classes} classes")
+    names, seen = [], set()
+    for index, entry in enumerate(labels):
+        if isinstance(entry, dict):
+            entry = entry.get("display_name") or entry.get("mid")
+        name = str(entry) if entry is not None else f"class_{index}"
+        if name in seen:
+            name = f"{name} ({index})"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def per_class_results(scores, targets, labels):
+    """Each class's average precision, by label name, for results.json.
+
+    The APs are those the mAP averages
+    (:func:`craft_modules.metrics.per_class_average_precision`): a class
+    without both positive and negative clips in the evaluation set has none
+    and is listed in ``unscored_classes`` instead.
+
+    Arguments
+    ---------
+    scores : torch.Tensor or numpy.ndarray
+        Evaluation scores ``(N, C)``.
+    targets : torch.Tensor or numpy.ndarray
+        Multi-hot targets ``(N, C)``.
+    labels : list
+        The ``C`` label names in output order (str, or labels.json's
+        ``{"mid", "display_name"}`` entries, which give their display name).
+
+    Returns
+    -------
+    dict
+        ``per_class_AP`` (name -> AP, in label order) and
+        ``unscored_classes`` (names).
+
+    Example
+    -------
+    >>> scores = [[0.9, 0.2, 0.1], [0.4, 0.6, 0.3], [0.7, 0.1, 0.2]]
+    >>> targets = [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+    >>> per_class_results(scores, targets, ["dog", {"mid": "/m/1", "display_name": "Cat"}, "owl"])
+    {'per_class_AP': {'dog': 1.0, 'Cat': 0.8333333333333333}, 'unscored_classes': ['owl']}
+    """
+    aps = per_class_average_precision(scores, targets)
+    names = _class_names(labels, len(aps))
+    return {
+        "per_class_AP": {
+            name: float(ap) for name, ap in zip(names, aps) if not math.isnan(ap)
+        },
+        "unscored_classes": [name for name, ap in zip(names, aps) if math.isnan(ap)],
+    }
+
+
 def multilabel_results(metrics, history, model, weight_averaged):
     """The results.json of a multi-label recipe.
 
@@ -131,11 +193,13 @@ def write_results(path, results):
         logger.info("Results written to %s", path)
 
 
-def write_multilabel_results(output_folder, brain, model):
-    """Writes a multi-label run's ``results.json`` and ``eval_predictions.npz``.
+def write_multilabel_results(output_folder, brain, model, labels=None):
+    """Writes a multi-label run's ``results.json``, ``eval_predictions.npz`` and ``per_class_ap.png``.
 
     ``eval_predictions.npz`` holds each evaluated clip's scores, which
-    ``recipes/AudioSet/ensemble.py`` averages over runs.
+    ``recipes/AudioSet/ensemble.py`` averages over runs; ``results.json``
+    adds each class's AP on them (:func:`per_class_results`), which
+    ``per_class_ap.png`` plots.
 
     Arguments
     ---------
@@ -146,17 +210,31 @@ def write_multilabel_results(output_folder, brain, model):
         ``weight_averaged``, ``test_predictions``).
     model : torch.nn.Module
         The trained model.
+    labels : list, optional
+        The label names in output order; by default those of the run's
+        ``labels.json`` (:func:`craft_modules.weights.run_folder.label_names`).
 
     Returns
     -------
     dict
-        The results (see :func:`multilabel_results`).
+        The results (see :func:`multilabel_results`), with
+        ``per_class_AP`` and ``unscored_classes``.
     """
     results = multilabel_results(
         brain.test_metrics, brain.history, model, brain.weight_averaged
     )
+    _, scores, targets = brain.test_predictions
+    if labels is None:
+        labels = label_names(output_folder, vars(brain.hparams))
+    per_class = per_class_results(scores, targets, labels)
+    results.update(per_class)
     write_results(os.path.join(output_folder, "results.json"), results)
     save_predictions(
         os.path.join(output_folder, "eval_predictions.npz"), *brain.test_predictions
+    )
+    plot_per_class_ap(
+        per_class["per_class_AP"],
+        os.path.join(output_folder, "per_class_ap.png"),
+        unscored=per_class["unscored_classes"],
     )
     return results

@@ -8,7 +8,9 @@ fold after every epoch, as SSAST does. The reported score follows SSAST's
 and each fold's accuracy at that epoch. ``<output_folder>/results.json``
 holds ``per_fold`` (fold -> accuracy), ``mean_accuracy``, ``best_epoch`` and
 each fold's last-epoch accuracy; ``confusion_matrix.png`` (and ``.json``) is
-drawn from the held-out predictions of every fold at the best epoch.
+drawn from the held-out predictions of every fold at the best epoch, and
+``curves.png`` shows every fold's training loss and held-out accuracy per
+epoch with their mean (each fold folder has its own ``curves.png``).
 
 Usage:
     python recipes/ESC50/train.py hparams/craft.yaml --data_folder=/data/ESC-50
@@ -31,6 +33,7 @@ from speechbrain.utils.distributed import run_on_main
 from craft_modules.data.datasets import labelled_datasets
 from craft_modules.data.labels import checked_labels, one_hot_pipeline
 from craft_modules.metrics import save_confusion_matrix
+from craft_modules.plots import plot_fold_curves
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.dry_run import report_dry_run
 from craft_modules.training.experiment import (
@@ -136,6 +139,11 @@ def summarise(folds, histories, labels, output_folder):
         for clip, predicted in entry.get("predictions", {}).items():
             targets.append(entry["targets"][clip])
             predictions.append(predicted)
+    plot_fold_curves(
+        histories,
+        os.path.join(output_folder, "curves.png"),
+        best_epoch=best_epoch,
+    )
     if predictions:
         save_confusion_matrix(
             targets,
