@@ -36,7 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_scale.py --quick
 
 # The demo's numbers depend on the CPU threads of its recipe runs (see README).
-DEMO_THREADS ?= 2
+DEMO_THREADS ?= 1
 demo: install
 	$(BIN)/python demo/run_demo.py --threads=$(DEMO_THREADS)
 
