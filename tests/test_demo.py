@@ -66,3 +66,26 @@ def test_dataset_digest_follows_the_bytes(tmp_path):
     data[-1] ^= 1
     clip.write_bytes(bytes(data))
     assert demo.dataset_digest(str(tmp_path / "b")) != first
+
+
+def test_curves_of_a_decaying_learning_rate_are_drawn(tmp_path):
+    """The demo's schedule (x0.85 per epoch from epoch 6) spans more than 20x in lr.
+
+    The learning-rate panel stays linear (from 0, in powers of ten): a log
+    scale there made matplotlib refuse the scientific tick labels, and the
+    fine-tuning stopped at its last epoch.
+    """
+    from craft_modules.plots import plot_epoch_curves
+
+    history = [
+        {
+            "epoch": e,
+            "loss": 1 / e,
+            "train_loss": 2 / e,
+            "accuracy": e / 25,
+            "lr": 1e-4 * 0.85 ** max(0, e - 6),
+        }
+        for e in range(1, 26)
+    ]
+    assert plot_epoch_curves(history, str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").stat().st_size > 0
