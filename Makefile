@@ -36,8 +36,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_scale.py --quick
 	if command -v espeak-ng >/dev/null; then $(BIN)/python benchmarks/bench_learning.py; else echo "bench_learning.py skipped: it needs espeak-ng (apt-get install espeak-ng)"; fi
 
+# The demo's numbers depend on the CPU threads of its recipe runs (see README).
+DEMO_THREADS ?= 1
 demo: install
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python demo/run_demo.py --threads=$(DEMO_THREADS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

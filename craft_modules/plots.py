@@ -138,7 +138,7 @@ def _render(path, panels, x_label, title, integer_x=False):
             values
             and len(values) == len(positive)
             and max(values) > 20 * min(values)
-            and y_label != "accuracy"
+            and y_label not in ("accuracy", "learning rate")
         ):
             ax.set_yscale("log")
         if y_label == "learning rate":  # from 0, in powers of ten

@@ -6,7 +6,7 @@ that the whole pipeline finishes in a few minutes on two CPU cores:
 
 1. writes procedurally synthesised sound classes in the official ESC-50
    layout (44.1 kHz wav files and ``meta/esc50.csv``) with
-   :func:`craft_modules.testing.synth.make_esc50` (skipped when the same data exists);
+   :func:`craft_modules.testing.synth.make_esc50`, and records their SHA-256;
 2. pretrains a tiny CRAFT model (PSWaCL: masked spectrogram patch modelling
    plus spectrogram-waveform contrastive learning) with
    ``recipes/AudioSet/pretrain.py`` on the unlabeled audio;
@@ -17,19 +17,35 @@ that the whole pipeline finishes in a few minutes on two CPU cores:
    ``demo_output/demo_results.json``.
 
 The recipes' full output goes to ``demo_output/*.log``; only their per-epoch
-summaries and errors are shown. Training folders are recreated on every run,
-so the numbers are always those of this run. Usage::
+summaries and errors are shown. The data and the training folders are
+recreated on every run, so the numbers are always those of this run.
+
+The numbers are the same on every run on one machine (:data:`DETERMINISM`):
+seeded data, recipes and samplers, no loader workers, a fixed number of
+CPU threads (``--threads``, default 1) and hash seed for every recipe, and no
+intra-epoch checkpoints (``--ckpt_interval_minutes=0``: the recipes' default
+saves one after a wall-clock interval, a point that depends on the machine's
+speed). Another CPU (other kernels) or another thread count changes the
+floating-point sums, and through training the figures: README says by how
+much. Usage::
 
     python demo/run_demo.py            # or: make demo
+    python demo/run_demo.py --threads=2
+
+One thread is the default: the 2-block model's matrices are too small to
+gain much from a second thread, and on a busy machine a second OpenMP thread
+that waits for a core makes every step several times slower.
 
 Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,11 +53,36 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-DATA = {"n_classes": 8, "clips_per_class": 30, "duration": 1.0, "seed": 0}
-"""Synthetic dataset: classes, clips per class (spread over 5 folds), seconds, seed."""
+DATA = {"n_classes": 8, "clips_per_class": 40, "duration": 1.0, "seed": 0}
+"""Synthetic dataset: classes, clips per class (spread over 5 folds), seconds, seed.
 
-MODEL = ["--model_size=tiny", "--depth=2", "--clip_duration=1.0", "--num_workers=0"]
-"""Options shared by every recipe run (a 2-block, 192-d encoder on 1 s clips)."""
+8 x 40 clips: the held-out fold 1 has 64 clips, so one clip is 1.6 points.
+"""
+
+TEST_FOLDS = [1]
+"""The held-out fold(s) of fine-tuning."""
+
+MODEL = [
+    "--model_size=tiny",
+    "--depth=2",
+    "--clip_duration=1.0",
+    "--num_workers=0",
+    "--ckpt_interval_minutes=0",
+]
+"""Options shared by every recipe run (a 2-block, 192-d encoder on 1 s clips).
+
+``--num_workers=0`` and ``--ckpt_interval_minutes=0`` are part of
+:data:`DETERMINISM`: no worker processes, no checkpoint at a wall-clock time.
+"""
+
+DETERMINISM = {"PYTHONHASHSEED": "0"}
+"""Environment of every recipe run, with the thread count of ``--threads``.
+
+The recipes seed torch, numpy and random from their ``seed`` and their
+samplers from it; the hash seed fixes what a ``set`` of strings iterates,
+and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (torch's intra-op threads) how
+the CPU kernels split their sums.
+"""
 
 PRETRAIN = [
     "--batch_size=16",
@@ -58,7 +99,7 @@ optimizer steps, too coarse for a run of about 260 steps.
 """
 
 FINETUNE = [
-    "--folds=[1]",
+    f"--folds={json.dumps(TEST_FOLDS)}",
     "--batch_size=8",
     "--number_of_epochs=25",
     "--lr=0.0003",
@@ -140,7 +181,34 @@ def summarise_line(line):
     return ", ".join(parts)
 
 
-def run_stage(start, name, args, log_path):
+def stage_environment(threads, base=None):
+    """The environment of a recipe run: :data:`DETERMINISM` and ``threads`` CPU threads.
+
+    Arguments
+    ---------
+    threads : int
+        Torch's intra-op threads (``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``).
+    base : dict, optional
+        The environment to extend (default: this process's).
+
+    Returns
+    -------
+    dict
+        The subprocess environment.
+
+    Example
+    -------
+    >>> env = stage_environment(2, base={"OMP_NUM_THREADS": "16"})
+    >>> env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"], env["PYTHONHASHSEED"]
+    ('2', '2', '0')
+    """
+    env = dict(os.environ if base is None else base, PYTHONUNBUFFERED="1")
+    env.update(DETERMINISM)
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(int(threads))
+    return env
+
+
+def run_stage(start, name, args, log_path, env):
     """Runs one recipe as a subprocess, logging everything and echoing summaries.
 
     Arguments
@@ -153,15 +221,18 @@ def run_stage(start, name, args, log_path):
         Script and arguments (run with this Python, from the repository root).
     log_path : str
         Where the full output is written.
+    env : dict
+        Its environment (:func:`stage_environment`).
 
     Returns
     -------
-    float
-        Seconds the stage took.
+    tuple
+        Wall-clock seconds of the stage and the CPU seconds (user + system)
+        its process used: on a shared machine, CPU seconds / threads is what
+        the stage would take alone.
     """
     say(start, f"{name}: started (full log: {os.path.relpath(log_path, ROOT)})")
-    stage_start = time.time()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    stage_start, cpu_start = time.time(), _children_cpu()
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join([sys.executable, *args]) + "\n")
         process = subprocess.Popen(
@@ -186,13 +257,53 @@ def run_stage(start, name, args, log_path):
             f"demo: stage '{name}' failed with exit code {code}; "
             f"see {os.path.relpath(log_path, ROOT)}"
         )
-    seconds = time.time() - stage_start
-    say(start, f"{name}: done in {seconds:.0f} s")
-    return seconds
+    seconds, cpu = time.time() - stage_start, _children_cpu() - cpu_start
+    say(start, f"{name}: done in {seconds:.0f} s ({cpu:.0f} CPU s)")
+    return seconds, cpu
+
+
+def _children_cpu():
+    """User + system CPU seconds of the finished subprocesses."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def dataset_digest(root):
+    """SHA-256 of the dataset's metadata and audio files, in sorted order.
+
+    Two machines that print the same digest trained on the same bytes, so
+    differing accuracies come from the CPU, not the data.
+
+    Arguments
+    ---------
+    root : str
+        The ESC-50 folder.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Example
+    -------
+    >>> root = getfixture("tmp_path")
+    >>> _ = (root / "a.wav").write_bytes(b"1")
+    >>> dataset_digest(str(root)) == dataset_digest(str(root))
+    True
+    """
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode())
+            with open(path, "rb") as fin:
+                digest.update(fin.read())
+    return digest.hexdigest()
 
 
 def make_data(start, root):
-    """Writes the synthetic ESC-50 folder unless it exists with the same settings.
+    """Writes the synthetic ESC-50 folder afresh (a few seconds).
 
     Arguments
     ---------
@@ -203,17 +314,11 @@ def make_data(start, root):
 
     Returns
     -------
-    float
-        Seconds spent (0 when the data was already there).
+    tuple
+        Seconds spent and :func:`dataset_digest` of the folder.
     """
     from craft_modules.testing.synth import make_esc50
 
-    stamp = os.path.join(root, "demo_settings.json")
-    if os.path.isfile(stamp):
-        with open(stamp, encoding="utf-8") as fin:
-            if json.load(fin) == DATA:
-                say(start, f"data: reusing {os.path.relpath(root, ROOT)}")
-                return 0.0
     say(
         start,
         "data: synthesising {n_classes} classes x {clips_per_class} clips "
@@ -222,11 +327,31 @@ def make_data(start, root):
     begin = time.time()
     shutil.rmtree(root, ignore_errors=True)
     make_esc50(root, sample_rate=44100, **DATA)
-    with open(stamp, "w", encoding="utf-8") as fout:
-        json.dump(DATA, fout)
+    digest = dataset_digest(root)
     seconds = time.time() - begin
-    say(start, f"data: written to {os.path.relpath(root, ROOT)} in {seconds:.0f} s")
-    return seconds
+    say(
+        start,
+        f"data: written to {os.path.relpath(root, ROOT)} in {seconds:.0f} s "
+        f"(sha256 {digest[:12]})",
+    )
+    return seconds, digest
+
+
+def test_clips():
+    """Clips in the held-out fold(s): the clips of each class are spread over 5 folds.
+
+    Returns
+    -------
+    int
+        ``n_classes * clips_per_class * len(TEST_FOLDS) / 5``.
+
+    Example
+    -------
+    >>> test_clips()
+    64
+    """
+    per_fold = DATA["clips_per_class"] // 5
+    return DATA["n_classes"] * per_fold * len(TEST_FOLDS)
 
 
 def read_results(folder):
@@ -246,7 +371,7 @@ def read_results(folder):
         return json.load(fin)
 
 
-def print_table(results, chance, total):
+def print_table(results, chance, total, threads):
     """Prints the final comparison.
 
     Arguments
@@ -257,6 +382,8 @@ def print_table(results, chance, total):
         Chance accuracy.
     total : float
         Total seconds.
+    threads : int
+        CPU threads of the recipe runs.
     """
     folds = sorted({f for r in results.values() for f in r["per_fold"]}, key=int)
     header = f"{'model':<34}" + "".join(f"{'fold ' + f:>9}" for f in folds)
@@ -266,12 +393,65 @@ def print_table(results, chance, total):
         cells = "".join(f"{100 * result['per_fold'][f]:>8.1f}%" for f in folds)
         print(f"{name:<34}{cells}{100 * result['mean_accuracy']:>8.1f}%")
     print(f"{'chance (1 / classes)':<34}{' ' * 9 * len(folds)}{100 * chance:>8.1f}%")
-    print(f"\ntotal time {int(total) // 60} min {int(total) % 60:02d} s")
     print(
-        "A smoke-scale run (a 2-block model, one minute of pretraining on a few\n"
-        "hundred synthetic clips, one held-out fold of 48 clips): it shows that\n"
-        "every stage runs and learns, not which method is better."
+        f"\ntotal time {int(total) // 60} min {int(total) % 60:02d} s "
+        f"({threads} CPU thread(s))"
     )
+    print(
+        "A smoke-scale run (a 2-block model, a few minutes of pretraining on a\n"
+        f"few hundred synthetic clips, one held-out fold of {test_clips()} clips): "
+        "it shows\nthat every stage runs and learns, not which method is better."
+    )
+
+
+def stage_commands(out, device="cpu"):
+    """The three recipe runs: ``(key, name, arguments)``, outputs in ``out/<key>``.
+
+    Arguments
+    ---------
+    out : str
+        The demo's output folder (holding ``ESC-50/``).
+    device : str
+        The recipes' ``--device``.
+
+    Returns
+    -------
+    list of tuple
+        Pretraining, CRAFT fine-tuning, AST from scratch.
+
+    Example
+    -------
+    >>> [key for key, _, _ in stage_commands("/out")]
+    ['pretrain', 'craft', 'ast']
+    """
+    audio = os.path.join(out, "ESC-50", "audio")
+    folders = {key: os.path.join(out, key) for key in ("pretrain", "craft", "ast")}
+    data_args = [f"--data_folder={os.path.join(out, 'ESC-50')}"]
+    data_args.append(f"--n_classes={DATA['n_classes']}")
+    common = [*MODEL, f"--device={device}"]
+    return [
+        (
+            "pretrain",
+            "pretraining CRAFT (PSWaCL)",
+            ["recipes/AudioSet/pretrain.py", "hparams/craft.yaml"]
+            + ["--train_splits=[]", f"--unlabeled_folders={json.dumps([audio])}"]
+            + [f"--data_folder={audio}"]
+            + [f"--output_folder={folders['pretrain']}", *common, *PRETRAIN],
+        ),
+        (
+            "craft",
+            "fine-tuning CRAFT (SWaB)",
+            ["recipes/ESC50/train.py", "hparams/craft.yaml", *data_args]
+            + [f"--pretrained_path={folders['pretrain']}"]
+            + [f"--output_folder={folders['craft']}", *common, *FINETUNE],
+        ),
+        (
+            "ast",
+            "training AST from scratch",
+            ["recipes/ESC50/train.py", "hparams/ast.yaml", *data_args]
+            + [f"--output_folder={folders['ast']}", *common, *FINETUNE],
+        ),
+    ]
 
 
 def main():
@@ -281,45 +461,27 @@ def main():
         "--output_folder", default=os.path.join(ROOT, "demo_output"), help="outputs"
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda:0, ...")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads of every recipe run (the numbers depend on it)",
+    )
     options = parser.parse_args()
     out = os.path.abspath(options.output_folder)
     os.makedirs(out, exist_ok=True)
     sys.path.insert(0, ROOT)
     start = time.time()
-    device = [f"--device={options.device}"]
-    times = {"data": make_data(start, os.path.join(out, "ESC-50"))}
+    env = stage_environment(options.threads)
+    data_seconds, digest = make_data(start, os.path.join(out, "ESC-50"))
+    times, cpu_times = {"data": data_seconds}, {}
 
-    audio = os.path.join(out, "ESC-50", "audio")
     folders = {key: os.path.join(out, key) for key in ("pretrain", "craft", "ast")}
     for folder in folders.values():
         shutil.rmtree(folder, ignore_errors=True)
-    data_args = [f"--data_folder={os.path.join(out, 'ESC-50')}"]
-    data_args.append(f"--n_classes={DATA['n_classes']}")
-    stages = [
-        (
-            "pretrain",
-            "pretraining CRAFT (PSWaCL)",
-            ["recipes/AudioSet/pretrain.py", "hparams/craft.yaml"]
-            + ["--train_splits=[]", f"--unlabeled_folders={json.dumps([audio])}"]
-            + [f"--data_folder={audio}"]
-            + [f"--output_folder={folders['pretrain']}", *MODEL, *PRETRAIN, *device],
-        ),
-        (
-            "craft",
-            "fine-tuning CRAFT (SWaB)",
-            ["recipes/ESC50/train.py", "hparams/craft.yaml", *data_args]
-            + [f"--pretrained_path={folders['pretrain']}"]
-            + [f"--output_folder={folders['craft']}", *MODEL, *FINETUNE, *device],
-        ),
-        (
-            "ast",
-            "training AST from scratch",
-            ["recipes/ESC50/train.py", "hparams/ast.yaml", *data_args]
-            + [f"--output_folder={folders['ast']}", *MODEL, *FINETUNE, *device],
-        ),
-    ]
-    for key, name, args in stages:
-        times[key] = run_stage(start, name, args, os.path.join(out, f"{key}.log"))
+    for key, name, args in stage_commands(out, options.device):
+        log = os.path.join(out, f"{key}.log")
+        times[key], cpu_times[key] = run_stage(start, name, args, log, env)
 
     results = {
         "AST (from scratch)": read_results(folders["ast"]),
@@ -327,9 +489,12 @@ def main():
     }
     chance = 1.0 / DATA["n_classes"]
     total = time.time() - start
-    print_table(results, chance, total)
+    print_table(results, chance, total, options.threads)
     summary = {
         "data": DATA,
+        "data_sha256": digest,
+        "test_clips": test_clips(),
+        "threads": options.threads,
         "pretrain_options": MODEL + PRETRAIN,
         "finetune_options": MODEL + FINETUNE,
         "accuracy": {
@@ -339,6 +504,7 @@ def main():
         "pretrain_valid": read_results(folders["pretrain"]).get("valid", {}),
         "chance": chance,
         "seconds": {**times, "total": total},
+        "cpu_seconds": {**cpu_times, "total": sum(cpu_times.values())},
     }
     path = os.path.join(out, "demo_results.json")
     with open(path, "w", encoding="utf-8") as fout:

@@ -2,8 +2,12 @@
 
 Every recipe reads its clips through :func:`load_audio`: the file is read
 with soundfile, mixed down to mono, resampled to the recipe's sample rate and
-cropped or zero-padded to a fixed clip length. Problems with a file (missing,
-unreadable, empty, NaN samples) raise :class:`AudioLoadError` naming the file.
+cropped or zero-padded to a fixed clip length. Files soundfile cannot read
+whose extension is one of :data:`~craft_modules.data.decoders.DECODER_EXTENSIONS`
+(``.opus``, ``.m4a``, ``.webm``) are read through an optional decoder
+(torchcodec or the ffmpeg executable, :mod:`craft_modules.data.decoders`).
+Problems with a file (missing, unreadable, empty, NaN samples, no decoder for
+its format) raise :class:`AudioLoadError` naming the file.
 
 During training, :func:`audio_pipeline` turns such an error into a warning and
 a ``None`` signal, and :class:`craft_modules.data.batching.SkipBadCollate`
@@ -25,9 +29,13 @@ import torchaudio
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.data import decoders
+from craft_modules.data.decoders import DECODER_EXTENSIONS, DECODER_HINT
+
 logger = get_logger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+#: Extensions of the files the preparations list (soundfile's, then the decoders').
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3") + DECODER_EXTENSIONS
 
 #: Preparation-summary reason of each :class:`AudioLoadError` reason.
 SKIP_REASONS = {
@@ -35,6 +43,12 @@ SKIP_REASONS = {
     "unreadable": "unreadable_audio",
     "empty": "empty_audio",
     "non_finite": "unreadable_audio",
+    "needs_decoder": "needs_decoder",
+}
+
+#: What fixes a skip reason, written once into the preparation summary.
+SKIP_HINTS = {
+    "needs_decoder": "these files need a decoder for their format: " + DECODER_HINT
 }
 
 AudioProbe = namedtuple(
@@ -54,8 +68,8 @@ class AudioLoadError(ValueError):
     problem : str
         What went wrong, in words.
     reason : str
-        A short machine-readable tag: "missing", "unreadable", "empty" or
-        "non_finite".
+        A short machine-readable tag: "missing", "unreadable", "empty",
+        "non_finite" or "needs_decoder".
 
     Example
     -------
@@ -81,6 +95,36 @@ def _check_file_exists(path):
         raise AudioLoadError(path, "file is empty (0 bytes)", "empty")
 
 
+def _needs_decoder(path):
+    """True if soundfile's failure on ``path`` may be a format only a decoder reads."""
+    return path.lower().endswith(DECODER_EXTENSIONS)
+
+
+def _decoder_for(path, soundfile_error):
+    """The available decoder, else AudioLoadError("needs_decoder") naming the extra."""
+    decoder = decoders.find_decoder()
+    if decoder is None:
+        extension = os.path.splitext(path)[1].lower()
+        raise AudioLoadError(
+            path,
+            f"soundfile cannot read it ({soundfile_error}); it needs a decoder "
+            f"for {extension}: {DECODER_HINT}",
+            "needs_decoder",
+        ) from soundfile_error
+    return decoder
+
+
+def _decode_segment(path, offset, duration, soundfile_error):
+    """_read_segment through the optional decoder (see :mod:`craft_modules.data.decoders`)."""
+    decoder = _decoder_for(path, soundfile_error)
+    try:
+        return decoder.read(path, offset, duration)
+    except Exception as err:
+        raise AudioLoadError(
+            path, f"unreadable or corrupt audio ({decoder.name}: {err})", "unreadable"
+        ) from err
+
+
 def _read_segment(path, offset, duration):
     """Reads `duration` s (None: to the end) from `offset` s; returns (array, rate)."""
     try:
@@ -93,6 +137,8 @@ def _read_segment(path, offset, duration):
             data = audio_file.read(frames, dtype="float32", always_2d=True)
             return data, rate
     except Exception as err:
+        if _needs_decoder(path):
+            return _decode_segment(path, offset, duration, err)
         raise AudioLoadError(
             path, f"unreadable or corrupt audio ({err})", "unreadable"
         ) from err
@@ -198,7 +244,8 @@ def load_audio(path, sample_rate=16000, duration=None, offset=0.0, pad=True):
     Arguments
     ---------
     path : str
-        Audio file (any format soundfile reads: wav, flac, ogg, mp3).
+        Audio file: any format soundfile reads (wav, flac, ogg, mp3), or
+        ``.opus``/``.m4a``/``.webm`` through an optional decoder.
     sample_rate : int
         Sample rate of the returned signal.
     duration : float, optional
@@ -217,7 +264,8 @@ def load_audio(path, sample_rate=16000, duration=None, offset=0.0, pad=True):
     Raises
     ------
     AudioLoadError
-        If the file is missing, unreadable, empty or has NaN/Inf samples.
+        If the file is missing, unreadable, empty or has NaN/Inf samples,
+        or needs a decoder that is not installed (reason "needs_decoder").
 
     Example
     -------
@@ -292,12 +340,28 @@ def probe_audio(path, check_frames=1024):
                 duration=audio_file.frames / audio_file.samplerate,
             )
     except Exception as err:
-        raise AudioLoadError(
-            path, f"unreadable or corrupt audio ({err})", "unreadable"
-        ) from err
+        if not _needs_decoder(path):
+            raise AudioLoadError(
+                path, f"unreadable or corrupt audio ({err})", "unreadable"
+            ) from err
+        info, head = _decode_probe(path, check_frames, err)
     if info.frames <= 0 or len(head) == 0:
         raise AudioLoadError(path, "contains no audio samples", "empty")
     return info
+
+
+def _decode_probe(path, check_frames, soundfile_error):
+    """probe_audio through the optional decoder: (AudioProbe, first frames)."""
+    decoder = _decoder_for(path, soundfile_error)
+    try:
+        rate, frames, channels = decoder.info(path)
+        head, _ = decoder.read(path, 0.0, check_frames / rate)
+    except Exception as err:
+        raise AudioLoadError(
+            path, f"unreadable or corrupt audio ({decoder.name}: {err})", "unreadable"
+        ) from err
+    info = AudioProbe(path, rate, frames, channels, frames / rate if rate else 0.0)
+    return info, head
 
 
 def find_audio_files(folder, extensions=AUDIO_EXTENSIONS):
@@ -334,6 +398,44 @@ def find_audio_files(folder, extensions=AUDIO_EXTENSIONS):
             if name.lower().endswith(extensions):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)
+
+
+def locate_audio(folder, filename):
+    """``folder/filename``, or the same name with another audio extension if only that exists.
+
+    A dataset's metadata names ``<id>.wav``; a copy downloaded or converted
+    as ``<id>.opus`` or ``<id>.flac`` is found in its place. When no such
+    file exists the named path is returned (and reported missing).
+
+    Arguments
+    ---------
+    folder : str
+        The audio folder.
+    filename : str
+        The file name the metadata gives.
+
+    Returns
+    -------
+    str
+        The path to read.
+
+    Example
+    -------
+    >>> root = getfixture("tmp_path")
+    >>> _ = (root / "clip.opus").write_bytes(b"x")
+    >>> os.path.basename(locate_audio(str(root), "clip.wav"))
+    'clip.opus'
+    >>> os.path.basename(locate_audio(str(root), "other.wav"))
+    'other.wav'
+    """
+    path = os.path.join(folder, filename)
+    if os.path.exists(path):
+        return path
+    stem = os.path.splitext(path)[0]
+    for extension in AUDIO_EXTENSIONS:
+        if os.path.exists(stem + extension):
+            return stem + extension
+    return path
 
 
 class AudioReader:

@@ -161,6 +161,9 @@ class PreparationSummary:
     {'missing_audio': 1}
     >>> summary.n_skipped("missing_audio")
     1
+    >>> summary.skip("train", "clip2", "needs_decoder", "x.m4a needs a decoder")
+    >>> summary.to_dict()["hints"]["needs_decoder"]
+    "these files need a decoder for their format: pip install 'craft-modules[formats]' ..."
     """
 
     def __init__(self, name):
@@ -169,6 +172,7 @@ class PreparationSummary:
         self.skipped = Counter()
         self.skipped_items = []
         self.notes = Counter()
+        self.hints = {}
 
     def add_written(self, split, count):
         """Records that `count` items were written to manifest `split`.
@@ -192,10 +196,16 @@ class PreparationSummary:
         item_id : str
             Its id (or the CSV line number for a malformed row).
         reason : str
-            A short tag, e.g. "missing_audio".
+            A short tag, e.g. "missing_audio"; a reason with an entry in
+            :data:`craft_modules.data.audio.SKIP_HINTS` (e.g.
+            "needs_decoder") adds what fixes it to the summary's "hints".
         detail : str
             Free text, e.g. the file path or the error.
         """
+        from craft_modules.data.audio import SKIP_HINTS
+
+        if reason in SKIP_HINTS:
+            self.hints[reason] = SKIP_HINTS[reason]
         self.skipped[reason] += 1
         self.skipped_items.append(
             {"split": split, "id": item_id, "reason": reason, "detail": detail}
@@ -236,11 +246,13 @@ class PreparationSummary:
         Returns
         -------
         dict
-            Keys "written", "skipped", "notes", "skipped_items".
+            Keys "written", "skipped", "hints" (reason -> what fixes it),
+            "notes", "skipped_items".
         """
         return {
             "written": dict(self.written),
             "skipped": dict(self.skipped),
+            "hints": dict(self.hints),
             "notes": dict(self.notes),
             "skipped_items": list(self.skipped_items),
         }
@@ -262,12 +274,25 @@ class PreparationSummary:
             dict(self.skipped) or "none",
             path,
         )
+        for reason, hint in sorted(self.hints.items()):
+            logger.warning(
+                "%s preparation: %d skipped as %s: %s",
+                self.name,
+                self.skipped[reason],
+                reason,
+                hint,
+            )
         for what, count in sorted(self.notes.items()):
             logger.info("%s preparation: %s: %d", self.name, what, count)
 
 
 def is_prepared(options_file, options, outputs):
     """True if a previous preparation with the same options completed.
+
+    The options are compared together with the name of the optional audio
+    decoder available now (:func:`craft_modules.data.decoders.find_decoder`,
+    recorded by :func:`mark_prepared`), so installing or removing one redoes
+    a preparation that skipped ``.m4a``/``.webm`` files for lack of it.
 
     Arguments
     ---------
@@ -301,7 +326,15 @@ def is_prepared(options_file, options, outputs):
             saved = json.load(fin)
     except (OSError, ValueError):
         return False
-    return saved == json.loads(json.dumps(options))
+    return saved == json.loads(json.dumps(_with_decoder(options)))
+
+
+def _with_decoder(options):
+    """The options plus the available audio decoder's name (None: no decoder)."""
+    from craft_modules.data.decoders import find_decoder
+
+    decoder = find_decoder()
+    return {**options, "audio_decoder": None if decoder is None else decoder.name}
 
 
 def mark_prepared(options_file, options):
@@ -321,7 +354,7 @@ def mark_prepared(options_file, options):
     >>> path.read_text().count("eval")
     1
     """
-    write_json_atomic(options, options_file)
+    write_json_atomic(_with_decoder(options), options_file)
 
 
 def clear_prepared(options_file):

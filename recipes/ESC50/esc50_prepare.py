@@ -21,7 +21,12 @@ import os
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.data.audio import SKIP_REASONS, AudioLoadError, probe_audio
+from craft_modules.data.audio import (
+    SKIP_REASONS,
+    AudioLoadError,
+    locate_audio,
+    probe_audio,
+)
 from craft_modules.data.preparation import (
     PreparationSummary,
     clear_prepared,
@@ -213,7 +218,7 @@ def build_esc50_manifest(rows, audio_folder, summary):
             summary.skip("esc50", clip_id, "malformed_row", detail)
             continue
         try:
-            info = probe_audio(os.path.join(audio_folder, filename))
+            info = probe_audio(locate_audio(audio_folder, filename))
         except AudioLoadError as err:
             summary.skip("esc50", clip_id, SKIP_REASONS[err.reason], str(err))
             continue

@@ -38,7 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.data.audio import SKIP_REASONS, AudioLoadError, probe_audio
+from craft_modules.data.audio import (
+    SKIP_REASONS,
+    AudioLoadError,
+    locate_audio,
+    probe_audio,
+)
 from craft_modules.data.preparation import (
     PreparationSummary,
     clear_prepared,
@@ -323,7 +328,7 @@ def read_ground_truth(path, audio_folder, vocabulary, summary):
             if problem is not None:
                 summary.skip(manifest, clip_id, *problem)
                 continue
-            wav = os.path.join(audio_folder, f"{clip_id}.wav")
+            wav = locate_audio(audio_folder, f"{clip_id}.wav")
             rows.append(
                 Row(clip_id, wav, [mid_of[n] for n in names], names, manifest, where)
             )
