@@ -129,6 +129,19 @@ def test_noise_augment_identity_in_eval():
     assert torch.equal(NoiseAugment().eval()(feats), feats)
 
 
+def test_noise_augment_probability_augments_that_share_of_clips():
+    feats = torch.randn(400, 20, 4)
+    torch.manual_seed(1)
+    always = NoiseAugment(p=1.0).train()(feats)
+    torch.manual_seed(1)
+    old = NoiseAugment().train()(feats)  # p=1 draws exactly as before
+    assert torch.equal(always, old)
+    assert torch.equal(NoiseAugment(p=0.0).train()(feats), feats)
+    some = NoiseAugment(p=0.25).train()(feats)
+    changed = (some != feats).flatten(1).any(dim=1).float().mean().item()
+    assert 0.15 < changed < 0.35
+
+
 def test_mixup_shapes_soft_targets_and_lambda_statistics():
     batch = 400
     wavs = torch.randn(batch, 50)
@@ -207,6 +220,7 @@ def test_mixup_partner_cut_to_first_clip_length():
         (lambda: SpecAugment(freqm=-1), "freqm"),
         (lambda: SpecAugment(timem=2.5), "timem"),
         (lambda: NoiseAugment(max_shift=-3), "max_shift"),
+        (lambda: NoiseAugment(p=1.5), "NoiseAugment p"),
         (lambda: MixUp(prob=1.5), "prob"),
         (lambda: MixUp(alpha=0.0), "alpha"),
         (lambda: mixup(torch.zeros(2, 4), None, torch.eye(2), prob=-0.1), "prob"),

@@ -105,6 +105,7 @@ FAMILIES = {
             "lr_schedule.step",
             "model.norm_stats",
             "model.spec_augment",
+            "noise_prob",  # SSAST's noise augmentation: ESC-50 only
             "norm_stats",
             "use_weight_averaging",
             "weight_averager",

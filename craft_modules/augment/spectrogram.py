@@ -268,9 +268,16 @@ class NoiseAugment(torch.nn.Module):
     ---------
     max_shift : int
         Bound of the time shift in frames; 0 disables the shift.
+    p : float
+        Probability that a clip is augmented: 1 is SSAST's ``noise=True``
+        (every clip, the random draws exactly as before), 0 turns the module
+        off (e.g. ``--noise_prob=0`` from scratch on small data, where it
+        delays learning).
 
     Example
     -------
+    >>> NoiseAugment(p=0.0)(torch.ones(1, 4, 3)).equal(torch.ones(1, 4, 3))
+    True
     >>> noise = NoiseAugment()
     >>> feats = torch.zeros(2, 50, 16)
     >>> out = noise(feats)
@@ -281,9 +288,12 @@ class NoiseAugment(torch.nn.Module):
     True
     """
 
-    def __init__(self, max_shift=10):
+    def __init__(self, max_shift=10, p=1.0):
         super().__init__()
         self.max_shift = _check_width(max_shift, "max_shift")
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"NoiseAugment p must be in [0, 1], got {p}")
+        self.p = float(p)
 
     def forward(self, feats):
         """Adds noise and shifts a batch of features in training mode.
@@ -305,20 +315,23 @@ class NoiseAugment(torch.nn.Module):
         True
         """
         _check_features(feats)
-        if not self.training:
+        if not self.training or self.p == 0.0:
             return feats
         batch, frames, _ = feats.shape
         scale = torch.rand(batch, 1, 1, device=feats.device, dtype=feats.dtype) / 10
         noisy = feats + torch.rand_like(feats) * scale
-        if self.max_shift == 0:
-            return noisy
-        shifts = torch.randint(
-            -self.max_shift, self.max_shift, (batch,), device=feats.device
-        )
-        # torch.roll semantics: out[t] = in[(t - shift) mod T].
-        source = torch.arange(frames, device=feats.device)[None, :] - shifts[:, None]
-        source = source.remainder(frames)
-        return noisy.gather(1, source[:, :, None].expand_as(noisy))
+        if self.max_shift != 0:
+            shifts = torch.randint(
+                -self.max_shift, self.max_shift, (batch,), device=feats.device
+            )
+            # torch.roll semantics: out[t] = in[(t - shift) mod T].
+            source = torch.arange(frames, device=feats.device)[None, :]
+            source = (source - shifts[:, None]).remainder(frames)
+            noisy = noisy.gather(1, source[:, :, None].expand_as(noisy))
+        if self.p < 1.0:  # drawn last: p=1 keeps SSAST's random stream
+            keep = torch.rand(batch, 1, 1, device=feats.device) >= self.p
+            noisy = torch.where(keep, feats, noisy)
+        return noisy
 
     def extra_repr(self):
         """Summarises the settings for ``repr``.
@@ -331,9 +344,9 @@ class NoiseAugment(torch.nn.Module):
         Example
         -------
         >>> NoiseAugment().extra_repr()
-        'max_shift=10'
+        'max_shift=10, p=1.0'
         """
-        return f"max_shift={self.max_shift}"
+        return f"max_shift={self.max_shift}, p={self.p}"
 
 
 def batch_derangement(batch, device=None):
