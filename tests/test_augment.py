@@ -133,9 +133,17 @@ def test_noise_augment_probability_augments_that_share_of_clips():
     feats = torch.randn(400, 20, 4)
     torch.manual_seed(1)
     always = NoiseAugment(p=1.0).train()(feats)
+    # p=1 is SSAST's formula with its random draws in SSAST's order, and
+    # draws nothing more (the next random number is the same).
+    after = torch.rand(1)
     torch.manual_seed(1)
-    old = NoiseAugment().train()(feats)  # p=1 draws exactly as before
-    assert torch.equal(always, old)
+    scale = torch.rand(400, 1, 1) / 10
+    noisy = feats + torch.rand_like(feats) * scale
+    shifts = torch.randint(-10, 10, (400,))
+    expected = torch.stack(
+        [torch.roll(noisy[b], int(shifts[b]), 0) for b in range(400)]
+    )
+    assert torch.equal(always, expected) and torch.equal(torch.rand(1), after)
     assert torch.equal(NoiseAugment(p=0.0).train()(feats), feats)
     some = NoiseAugment(p=0.25).train()(feats)
     changed = (some != feats).flatten(1).any(dim=1).float().mean().item()
