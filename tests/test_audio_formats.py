@@ -178,10 +178,15 @@ def test_preparation_is_redone_when_a_decoder_appears(tmp_path, monkeypatch):
     out, marker = str(tmp_path / "m.json"), str(tmp_path / "opts.json")
     write_json_atomic({}, out)
     monkeypatch.setattr(decoders, "find_decoder", lambda: None)
-    mark_prepared(marker, {"a": 1})
+    skipped = PreparationSummary("x")
+    skipped.skip("s", "a", "needs_decoder", "a.m4a")
+    mark_prepared(marker, {"a": 1}, skipped)
     assert is_prepared(marker, {"a": 1}, [out])
     monkeypatch.setattr(decoders, "find_decoder", FakeDecoder)
     assert not is_prepared(marker, {"a": 1}, [out])
+    # Nothing skipped for want of a decoder: installing one redoes nothing.
+    mark_prepared(marker, {"a": 1}, PreparationSummary("x"))
+    assert is_prepared(marker, {"a": 1}, [out])
 
 
 def test_summary_hint_is_written_once():

@@ -180,6 +180,8 @@ def test_pretraining_adds_a_weighted_unlabeled_folder(audioset_folder, tmp_path)
     )
     n_train = len(read(out / "data" / "full_train.json")) + 3
     assert len(read(out / "data" / "unlabeled_0.json")) == 3
+    # The folder's weight reaches the sampler (whose draws test_sampling checks).
+    assert ", 3] clips with weights [1.0, 2.0]" in (out / "log.txt").read_text()
     log = (out / "train_log.txt").read_text().splitlines()
     intervals = math.ceil(n_train / 4)  # one pass in 2-step intervals of 2 clips
     assert len([line for line in log if line.startswith("epoch:")]) == intervals

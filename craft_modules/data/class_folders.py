@@ -166,7 +166,7 @@ def prepare_class_folders(
     write_json_atomic(labels, outputs["labels"])
     summary.add_written("folders", len(manifest))
     summary.save(outputs["summary"])
-    mark_prepared(options_file, options)
+    mark_prepared(options_file, options, summary)
     return outputs
 
 

@@ -117,7 +117,7 @@ def manifest_norm_stats(
     return mean, std, len(read)
 
 
-def cached_norm_stats(path, compute):
+def cached_norm_stats(path, compute, inputs=None):
     """Statistics saved at ``path``; computed by ``compute()`` and saved the first time.
 
     Arguments
@@ -125,7 +125,11 @@ def cached_norm_stats(path, compute):
     path : str
         The JSON file (``{"mean", "std", "n_clips"}``).
     compute : callable
-        Returns ``(mean, std, n_clips)``; called only when ``path`` is absent.
+        Returns ``(mean, std, n_clips)``; called only when ``path`` is absent
+        or was computed from other ``inputs``.
+    inputs : dict, optional
+        What the statistics depend on (clip length, sample rate, seed, the
+        clips), saved with them: a file saved from other inputs is recomputed.
 
     Returns
     -------
@@ -139,14 +143,22 @@ def cached_norm_stats(path, compute):
     {'mean': -5.0, 'std': 4.0}
     >>> cached_norm_stats(path, lambda: 1 / 0)  # read back, not recomputed
     {'mean': -5.0, 'std': 4.0}
+    >>> cached_norm_stats(path, lambda: (-6.0, 3.0, 10), inputs={"clip": 2.0})
+    {'mean': -6.0, 'std': 3.0}
     """
+    saved = None
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as fin:
             saved = json.load(fin)
-        logger.info("Normalisation statistics read from %s", path)
-    else:
+        if saved.get("inputs") != json.loads(json.dumps(inputs)):
+            logger.info("Normalisation statistics in %s are of other inputs", path)
+            saved = None
+        else:
+            logger.info("Normalisation statistics read from %s", path)
+    if saved is None:
         mean, std, n_clips = compute()
         saved = {"mean": float(mean), "std": float(std), "n_clips": int(n_clips)}
+        saved["inputs"] = inputs
         write_json_atomic(saved, path)
         logger.info(
             "Normalisation statistics of %d clips: mean %.4f, std %.4f (saved in %s)",

@@ -326,18 +326,22 @@ def is_prepared(options_file, options, outputs):
             saved = json.load(fin)
     except (OSError, ValueError):
         return False
-    return saved == json.loads(json.dumps(_with_decoder(options)))
-
-
-def _with_decoder(options):
-    """The options plus the available audio decoder's name (None: no decoder)."""
+    if not isinstance(saved, dict):
+        return False
+    waiting = saved.pop(WAITING_FOR_DECODER, False)
+    if saved != json.loads(json.dumps(options)):
+        return False
+    # Files skipped for want of a decoder are read once one is installed.
     from craft_modules.data.decoders import find_decoder
 
-    decoder = find_decoder()
-    return {**options, "audio_decoder": None if decoder is None else decoder.name}
+    return not (waiting and find_decoder() is not None)
 
 
-def mark_prepared(options_file, options):
+#: Key of the options record: the preparation skipped files that need a decoder.
+WAITING_FOR_DECODER = "waiting_for_decoder"
+
+
+def mark_prepared(options_file, options, summary=None):
     """Records the options of a completed preparation (see is_prepared).
 
     Arguments
@@ -346,6 +350,9 @@ def mark_prepared(options_file, options):
         Destination JSON file.
     options : dict
         The run's options.
+    summary : PreparationSummary, optional
+        The preparation's summary: when it skipped files that need an audio
+        decoder, the preparation is redone once a decoder is available.
 
     Example
     -------
@@ -354,7 +361,10 @@ def mark_prepared(options_file, options):
     >>> path.read_text().count("eval")
     1
     """
-    write_json_atomic(_with_decoder(options), options_file)
+    record = dict(options)
+    if summary is not None and summary.n_skipped("needs_decoder"):
+        record[WAITING_FOR_DECODER] = True
+    write_json_atomic(record, options_file)
 
 
 def clear_prepared(options_file):

@@ -47,6 +47,8 @@ import sys
 import numpy as np
 import torch
 
+from craft_modules.data.preparation import write_json_atomic
+
 #: A progress bar is shown for more files than this.
 PROGRESS_MIN_FILES = 3
 
@@ -258,14 +260,6 @@ def _write_npy(path, tensor):
     return os.path.basename(path)
 
 
-def _write_json(value, path):
-    """Writes JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fout:
-        json.dump(value, fout, indent=2)
-    os.replace(tmp, path)
-
-
 def embed_main(argv=None):
     """Entry point of ``craft-embed``.
 
@@ -346,7 +340,7 @@ def embed_main(argv=None):
         "files": entries,
     }
     path = os.path.join(args.output_dir, MANIFEST)
-    _write_json(manifest, path)
+    write_json_atomic(manifest, path)
     if not args.quiet:
         print(
             f"{len(entries) - failed} of {len(entries)} files embedded; manifest: {path}",

@@ -177,7 +177,7 @@ def prepare_audioset(
         summary.add_written(name, len(manifest))
     write_json_atomic(labels, outputs["labels"])
     summary.save(outputs["summary"])
-    mark_prepared(options_file, options)
+    mark_prepared(options_file, options, summary)
     return outputs
 
 
@@ -755,7 +755,7 @@ def prepare_unlabeled_folder(
     write_json_atomic(manifest, manifest_path)
     summary.add_written(manifest_name, len(manifest))
     summary.save(summary_path)
-    mark_prepared(options_file, options)
+    mark_prepared(options_file, options, summary)
     return manifest_path
 
 

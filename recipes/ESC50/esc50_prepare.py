@@ -111,7 +111,7 @@ def prepare_esc50(data_folder, save_folder, skip_prep=False):
     write_json_atomic(labels_by_target(manifest), outputs["labels"])
     summary.add_written("esc50", len(manifest))
     summary.save(outputs["summary"])
-    mark_prepared(options_file, options)
+    mark_prepared(options_file, options, summary)
     return outputs
 
 

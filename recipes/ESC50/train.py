@@ -46,6 +46,7 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import hashlib
 import os
 import sys
 
@@ -116,8 +117,15 @@ def fold_norm_stats(split, fold, settings, resolved):
             seed=settings["seed"],
         )
 
-    run_on_main(cached_norm_stats, kwargs={"path": path, "compute": compute})
-    stats = cached_norm_stats(path, compute)  # read back on every process
+    inputs = {  # a change of any of these recomputes the statistics
+        "clip_duration": resolved["clip_duration"],
+        "sample_rate": settings["sample_rate"],
+        "seed": settings["seed"],
+        "clips": hashlib.sha256("\n".join(sorted(split["train"])).encode()).hexdigest(),
+    }
+    kwargs = {"path": path, "compute": compute, "inputs": inputs}
+    run_on_main(cached_norm_stats, kwargs=kwargs)
+    stats = cached_norm_stats(**kwargs)  # read back on every process
     return [round(stats["mean"], 6), round(stats["std"], 6)]
 
 

@@ -169,7 +169,7 @@ def prepare_fsd50k(data_folder, save_folder, num_workers=1, skip_prep=False):
             outputs["summary"],
         )
     else:
-        mark_prepared(options_file, options)
+        mark_prepared(options_file, options, summary)
     return outputs
 
 
