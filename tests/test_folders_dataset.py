@@ -14,13 +14,14 @@ import torch
 from craft_modules.data.audio import load_audio
 from craft_modules.data.class_folders import prepare_class_folders
 from craft_modules.data.folds import assign_folds
+from craft_modules.data.labels import checked_labels
 from craft_modules.data.norm_stats import cached_norm_stats, manifest_norm_stats
+from craft_modules.data.preparation import write_json_atomic
 from craft_modules.features.fbank import KaldiFbank, compute_norm_stats
 from craft_modules.testing.synth import make_formant_folders
 from craft_modules.training.experiment import (
     auto_clip_duration,
     frames_for_duration,
-    resolve_n_classes,
 )
 
 
@@ -140,11 +141,13 @@ def test_fold_errors_name_the_numbers():
         assign_folds([0, 1, 0, 1], 3, seed=0, groups=["a", "a", "b", "b"])
 
 
-def test_n_classes_and_clip_duration_come_from_the_data():
-    assert resolve_n_classes("auto", ["a"] * 10, "labels.json") == 10
-    assert resolve_n_classes(10, ["a"] * 10, "labels.json") == 10
-    with pytest.raises(ValueError, match="n_classes=50 but x/labels.json lists 10"):
-        resolve_n_classes(50, ["a"] * 10, "x/labels.json")
+def test_n_classes_and_clip_duration_come_from_the_data(tmp_path):
+    label_file = str(tmp_path / "labels.json")
+    write_json_atomic([f"c{i}" for i in range(10)], label_file)
+    assert len(checked_labels(label_file, "auto")) == 10
+    assert len(checked_labels(label_file, 10)) == 10
+    with pytest.raises(ValueError, match=f"n_classes=50 but {label_file} lists 10"):
+        checked_labels(label_file, 50)
     # The real ESC-50: 2000 clips of 5.0 s -> 5.0 s, SSAST's 512 frames.
     esc50 = auto_clip_duration([5.0] * 2000)
     assert esc50 == 5.0 and frames_for_duration(esc50) == 512

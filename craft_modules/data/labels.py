@@ -51,8 +51,9 @@ def checked_labels(label_file, n_classes):
     ---------
     label_file : str
         The labels.json of the preparation.
-    n_classes : int
-        The number of classes the model is built with.
+    n_classes : int or str
+        The number of classes the model is built with, or ``auto`` (the
+        number of labels: the recipe passes ``len(labels)`` on).
 
     Returns
     -------
@@ -66,16 +67,18 @@ def checked_labels(label_file, n_classes):
     >>> write_json_atomic(["dog", "rain"], path)
     >>> checked_labels(path, 2)
     ['dog', 'rain']
+    >>> len(checked_labels(path, "auto"))
+    2
     >>> checked_labels(path, 50)
     Traceback (most recent call last):
         ...
-    ValueError: n_classes=50 but ... lists 2 classes (set --n_classes=2)
+    ValueError: n_classes=50 but ... lists 2 classes (drop --n_classes or set --n_classes=2)
     """
     labels = load_label_list(label_file)
-    if len(labels) != n_classes:
+    if str(n_classes).lower() != "auto" and int(n_classes) != len(labels):
         raise ValueError(
-            f"n_classes={n_classes} but {label_file} lists "
-            f"{len(labels)} classes (set --n_classes={len(labels)})"
+            f"n_classes={n_classes} but {label_file} lists {len(labels)} classes "
+            f"(drop --n_classes or set --n_classes={len(labels)})"
         )
     return labels
 

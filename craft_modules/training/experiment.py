@@ -9,8 +9,8 @@ preparation, the datasets (:mod:`craft_modules.data.datasets`), the Brain's
 :func:`read_plain_hparams` reads settings of a YAML without building its
 objects (ESC-50 reads its folds before building a model per fold),
 :func:`frames_for_duration` gives the YAMLs their input frames, and
-:func:`auto_clip_duration` / :func:`resolve_n_classes` turn a YAML's
-``clip_duration: auto`` / ``n_classes: auto`` into the data's values, which
+:func:`auto_clip_duration` turns a YAML's ``clip_duration: auto`` into the
+data's value (``n_classes: auto``: :func:`craft_modules.data.labels.checked_labels`), which
 the recipe passes on as overrides (so they are recorded in the run's
 ``hyperparams.yaml``).
 
@@ -99,42 +99,6 @@ def auto_clip_duration(durations, percentile=95.0, step=0.1):
     )
     ticks = math.ceil(round(value / step, 6))  # 5.0 / 0.1 = 50.00000000000001
     return round(max(1, ticks) * step, 6)
-
-
-def resolve_n_classes(n_classes, labels, label_file):
-    """``n_classes: auto`` is the number of labels; a number must equal it.
-
-    Arguments
-    ---------
-    n_classes : int or str
-        The YAML's value (``auto`` or a number).
-    labels : list
-        The prepared labels.
-    label_file : str
-        Where they come from (named in the error).
-
-    Returns
-    -------
-    int
-        The number of classes.
-
-    Example
-    -------
-    >>> resolve_n_classes("auto", ["dog", "rain"], "labels.json")
-    2
-    >>> resolve_n_classes(10, ["dog", "rain"], "labels.json")
-    Traceback (most recent call last):
-        ...
-    ValueError: n_classes=10 but labels.json lists 2 classes (drop --n_classes or set --n_classes=2)
-    """
-    if str(n_classes).lower() == "auto":
-        return len(labels)
-    if int(n_classes) != len(labels):
-        raise ValueError(
-            f"n_classes={n_classes} but {label_file} lists {len(labels)} classes "
-            f"(drop --n_classes or set --n_classes={len(labels)})"
-        )
-    return int(n_classes)
 
 
 def override_keys(overrides):

@@ -57,7 +57,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from craft_modules.data import class_folders
 from craft_modules.data.datasets import labelled_datasets
-from craft_modules.data.labels import load_label_list, one_hot_pipeline
+from craft_modules.data.labels import checked_labels, one_hot_pipeline
 from craft_modules.data.norm_stats import cached_norm_stats, manifest_norm_stats
 from craft_modules.metrics import save_confusion_matrix
 from craft_modules.plots import plot_fold_curves
@@ -71,7 +71,6 @@ from craft_modules.training.experiment import (
     override_keys,
     parse_recipe_arguments,
     read_plain_hparams,
-    resolve_n_classes,
     start_experiment,
 )
 from craft_modules.training.loaders import eval_loader_options, train_loader_options
@@ -255,10 +254,8 @@ def prepare_data(settings):
 
 def resolve_from_data(settings, manifest_path, label_file):
     """``n_classes`` and ``clip_duration`` of the YAML, with ``auto`` read from the data."""
-    labels = load_label_list(label_file)
-    resolved = {
-        "n_classes": resolve_n_classes(settings["n_classes"], labels, label_file)
-    }
+    labels = checked_labels(label_file, settings["n_classes"])
+    resolved = {"n_classes": len(labels)}
     duration = settings["clip_duration"]
     if str(duration).lower() == "auto":
         manifest = load_data_json(manifest_path)
