@@ -136,7 +136,9 @@ def test_exit_statuses(run_folder, audio, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
-def test_tag_and_embed_accept_exported_folders(run_folder, audio, tmp_path, capsys):
+def test_tag_and_embed_accept_exported_folders(
+    run_folder, tagger, audio, tmp_path, capsys
+):
     exported = tmp_path / "model"
     assert export_main([str(run_folder), str(exported)]) == 0
     capsys.readouterr()
@@ -153,7 +155,10 @@ def test_tag_and_embed_accept_exported_folders(run_folder, audio, tmp_path, caps
     assert (
         embed_main([audio[0], "--model", str(exported), "--output-dir", str(out)]) == 0
     )
-    assert (out / "clip0.npy").is_file()
+    wav = tagger.load_audio(audio[0])  # the run folder's own tagger
+    np.testing.assert_allclose(
+        np.load(out / "clip0.npy"), tagger.scene_embedding(wav, 16000), atol=1e-5
+    )
 
 
 def test_an_embedding_model_embeds_but_does_not_tag(audio, tmp_path, capsys):
@@ -165,6 +170,13 @@ def test_an_embedding_model_embeds_but_does_not_tag(audio, tmp_path, capsys):
     assert embed_main([*argv, "--device", "cpu"]) == 0
     manifest = json.loads((out / "embeddings.json").read_text())
     assert manifest["embedding_only"] is True and manifest["files"][0]["scene_dim"] > 0
+    run_tagger = AudioTagger.from_run(str(pretraining))
+    wav = run_tagger.load_audio(audio[0])
+    np.testing.assert_allclose(
+        np.load(out / manifest["files"][0]["scene"]),
+        run_tagger.scene_embedding(wav, 16000),
+        atol=1e-5,
+    )
 
 
 def test_embed_writes_one_manifest(run_folder, tagger, audio, tmp_path, capsys):
