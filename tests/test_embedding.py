@@ -10,6 +10,7 @@ from craft_modules.nn.embedding import (
     PatchEmbedding,
     grid_shape,
     spectrogram_image,
+    window_average,
 )
 from craft_modules.nn.transformer import ViTEncoder
 
@@ -181,3 +182,25 @@ def test_msae_biases_break_exact_scaling():
     wavs = torch.randn(1, 8000) * 0.05
     with torch.no_grad():
         assert not torch.allclose(msae(10 * wavs), 10 * msae(wavs), rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,length",
+    [(80, 32, 32000), (400, 160, 4000), (200, 80, 1999), (7, 3, 50)],
+)
+def test_window_average_equals_avg_pool_values_and_gradients(kernel, stride, length):
+    x = torch.randn(2, 4, length, dtype=torch.float64, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_(True)
+    out = window_average(x, kernel, stride)
+    ref = torch.nn.functional.avg_pool1d(ref_x, kernel, stride)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref)
+    weights = torch.randn_like(ref)
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad)
+
+
+def test_window_average_names_a_too_short_input():
+    with pytest.raises(ValueError, match="window 80"):
+        window_average(torch.randn(1, 1, 40), 80, 32)

@@ -16,6 +16,8 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
+import math
+
 import torch
 from torch import nn
 
@@ -186,6 +188,48 @@ ACTIVATIONS = {
 }
 
 
+def window_average(x, kernel, stride):
+    """``avg_pool1d(x, kernel, stride)`` computed through block means (same values).
+
+    With ``g = gcd(kernel, stride)``, every window is ``kernel / g`` whole
+    blocks of ``g`` samples and windows start every ``stride / g`` blocks, so
+    the window averages are an average pooling of the block means. The block
+    means read the large input once with a reshape, and their backward is a
+    broadcast: ``avg_pool1d``'s backward over overlapping windows instead
+    zero-fills and scatters into a buffer as large as ``x``, the largest
+    tensor of a PSWaCL step (``(batch, n_bins, samples / conv_stride)`` per
+    scale). Only the samples the windows cover are read, as ``avg_pool1d``
+    does.
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        ``(batch, channels, length)``.
+    kernel : int
+        Window length.
+    stride : int
+        Window hop.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, channels, (length - kernel) // stride + 1)``.
+
+    Example
+    -------
+    >>> x = torch.randn(2, 3, 1000)
+    >>> torch.allclose(window_average(x, 80, 32), torch.nn.functional.avg_pool1d(x, 80, 32), atol=1e-6)
+    True
+    """
+    block = math.gcd(kernel, stride)
+    frames = (x.shape[-1] - kernel) // stride + 1
+    if frames < 1:
+        raise ValueError(f"window_average: {x.shape[-1]} samples < window {kernel}")
+    blocks = (frames - 1) * (stride // block) + kernel // block
+    means = x[..., : blocks * block].unflatten(-1, (blocks, block)).mean(dim=-1)
+    return nn.functional.avg_pool1d(means, kernel // block, stride // block)
+
+
 class MSAE(nn.Module):
     """Multi-Scale Audio Embedding (CRAFT, Eq. 1a-1b): waveform to a multi-channel image.
 
@@ -339,7 +383,7 @@ class MSAE(nn.Module):
         kernel = self.win_length // self.conv_stride
         stride = self.hop_length // self.conv_stride
         scales = [
-            nn.functional.avg_pool1d(self._activate(conv(x)), kernel, stride)
+            window_average(self._activate(conv(x)), kernel, stride)
             for conv in self.convs
         ]
         image = torch.stack(scales, dim=1)  # (B, S, n_bins, frames)
