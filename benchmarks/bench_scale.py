@@ -6,7 +6,10 @@ default: YouTube-like ids, paths, 1-5 labels of 527 classes):
 1. Preparation: ``audioset_prepare``'s manifest building on a segments CSV
    of that many rows: indexing the audio file names, reading the CSV,
    building the entries, writing the JSON manifest, and loading it back as a
-   compact manifest. Probing each audio file (reading its header) is
+   compact manifest: from the JSON (``load_compact_s``), from the JSON
+   writing the on-disk cache (``load_and_cache_s``, the first process of a
+   run) and from that cache (``load_cached_s``, every later process: memory
+   maps). Probing each audio file (reading its header) is
    inherent and per file: it is timed on real FLAC files and extrapolated
    (``probe_extrapolated_s``), the other steps run with a stand-in probe.
 2. Memory: the training set as a compact manifest and as SpeechBrain's
@@ -51,11 +54,13 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.data_pipeline import provides, takes
 
+from craft_modules.data import preparation
 from craft_modules.data.audio import AudioProbe, AudioReader
 from craft_modules.data.batching import SkipBadCollate
 from craft_modules.data.datasets import audio_dataset
 from craft_modules.data.labels import MultiHot
 from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
+from craft_modules.data.manifest_cache import load_manifest
 from craft_modules.testing.synth import YTID_ALPHABET, synth_clip
 from craft_modules.training.loaders import loader_worker_options
 
@@ -169,14 +174,16 @@ def time_preparation(rows, folder, flac_files):
     clips = prep.read_segments_csv(csv_path, index, summary, "unbalanced_train")
     times["read_csv_s"] = time.perf_counter() - start
 
-    real_probe = prep.probe_audio
-    prep.probe_audio = lambda path: AudioProbe(path, SAMPLE_RATE, 160000, 1, 10.0)
+    real_probe = preparation.probe_audio  # the probe behind probe_all
+    preparation.probe_audio = lambda path: AudioProbe(
+        path, SAMPLE_RATE, 160000, 1, 10.0
+    )
     try:
         start = time.perf_counter()
         manifest = prep.build_manifest(clips, set(mids), summary, "unbalanced_train")
         times["build_entries_s"] = time.perf_counter() - start
     finally:
-        prep.probe_audio = real_probe
+        preparation.probe_audio = real_probe
     del clips, index
 
     json_path = os.path.join(folder, "unbalanced_train.json")
@@ -190,6 +197,14 @@ def time_preparation(rows, folder, flac_files):
     start = time.perf_counter()
     compact = CompactManifest.from_json(json_path)
     times["load_compact_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    load_manifest(json_path)  # the first process: builds and writes the cache
+    times["load_and_cache_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    cached = load_manifest(json_path)  # every later process: memory maps
+    cached.entry(len(cached) - 1)
+    times["load_cached_s"] = time.perf_counter() - start
+    del cached
 
     start = time.perf_counter()
     repeats = max(1, 256 // len(flac_files))
@@ -416,6 +431,8 @@ def print_report(results):
         "write_json_s",
         "total_without_probing_s",
         "load_compact_s",
+        "load_and_cache_s",
+        "load_cached_s",
     ):
         print(f"  {key:28s} {prep[key]:9.1f}")
     print(

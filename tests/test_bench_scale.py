@@ -57,7 +57,14 @@ def test_quick_run_writes_every_measurement(tmp_path, monkeypatch, capsys):
     assert "2. Memory with 2 workers" in printed and "clips/s needs" in printed
     prep = results["preparation"]
     assert prep["rows"] == prep["clips_written"] == 2000
-    for key in ("read_csv_s", "build_entries_s", "write_json_s", "probe_per_file_ms"):
+    for key in (
+        "read_csv_s",
+        "build_entries_s",
+        "write_json_s",
+        "load_and_cache_s",
+        "load_cached_s",
+        "probe_per_file_ms",
+    ):
         assert prep[key] > 0, key
     assert 0 < prep["compact_mib"] < prep["json_mib"]
     for kind in ("compact", "dict"):

@@ -13,6 +13,7 @@ Authors
 from craft_modules.data.audio import audio_pipeline
 from craft_modules.data.labels import multi_hot_pipeline
 from craft_modules.data.manifest import CompactDynamicItemDataset, CompactManifest
+from craft_modules.data.manifest_cache import load_manifest
 
 LABELLED_KEYS = ("id", "sig", "targets")
 
@@ -35,7 +36,9 @@ def audio_dataset(
     ---------
     manifest : str, dict or CompactManifest
         A JSON manifest path (loaded as ``DynamicItemDataset.from_json``
-        does), its loaded dict, or a compact manifest.
+        does, through the on-disk cache of
+        :func:`craft_modules.data.manifest_cache.load_manifest`), its loaded
+        dict, or a compact manifest.
     sample_rate : int
         Target sample rate.
     clip_duration : float
@@ -55,7 +58,7 @@ def audio_dataset(
     """
     items = [audio_pipeline(sample_rate, clip_duration, pad=pad), *extra_items]
     if not isinstance(manifest, (dict, CompactManifest)):
-        manifest = CompactManifest.from_json(manifest)
+        manifest = load_manifest(manifest)
     return CompactDynamicItemDataset(
         manifest, dynamic_items=items, output_keys=list(output_keys)
     )

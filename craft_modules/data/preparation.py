@@ -15,8 +15,11 @@ import os
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
+
+from craft_modules.data.audio import AudioLoadError, probe_audio
 
 logger = get_logger(__name__)
 
@@ -385,3 +388,47 @@ def clear_prepared(options_file):
     """
     if os.path.exists(options_file):
         os.remove(options_file)
+
+
+def _try_probe(path):
+    """(AudioProbe, None) for a usable file, else (None, AudioLoadError)."""
+    try:
+        return probe_audio(path), None
+    except AudioLoadError as err:
+        return None, err
+
+
+def probe_all(paths, num_workers=1, what=None):
+    """Probes many audio files, optionally with a thread pool, logging progress.
+
+    Arguments
+    ---------
+    paths : list of str
+        Audio files.
+    num_workers : int
+        Number of threads (1: no pool).
+    what : str, optional
+        Names the files in progress log lines (see :func:`log_progress`);
+        None logs nothing.
+
+    Returns
+    -------
+    list of tuple
+        (AudioProbe or None, AudioLoadError or None) for each path, in order.
+
+    Example
+    -------
+    >>> probe_all(["missing.wav"])[0][1].reason
+    'missing'
+    """
+    if num_workers <= 1:
+        return _collect(map(_try_probe, paths), what, len(paths))
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        return _collect(pool.map(_try_probe, paths), what, len(paths))
+
+
+def _collect(results, what, total):
+    """The results as a list, logging progress when `what` names them."""
+    if what is None:
+        return list(results)
+    return list(log_progress(results, what, total))

@@ -26,16 +26,13 @@ import json
 import os
 from bisect import bisect_left
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.audio import (
     AUDIO_EXTENSIONS,
     SKIP_REASONS,
-    AudioLoadError,
     find_audio_files,
-    probe_audio,
 )
 from craft_modules.data.preparation import (
     PreparationSummary,
@@ -44,6 +41,7 @@ from craft_modules.data.preparation import (
     log_progress,
     manifest_audio_path,
     mark_prepared,
+    probe_all,
     write_json_atomic,
 )
 
@@ -563,50 +561,6 @@ def _keep_known_labels(clips, known_mids, summary, split):
             summary.note("unknown_labels_dropped", len(unknown))
         kept.append(clip._replace(mids=mids))
     return kept
-
-
-def _try_probe(path):
-    """(AudioProbe, None) for a usable file, else (None, AudioLoadError)."""
-    try:
-        return probe_audio(path), None
-    except AudioLoadError as err:
-        return None, err
-
-
-def probe_all(paths, num_workers=1, what=None):
-    """Probes many audio files, optionally with a thread pool.
-
-    Arguments
-    ---------
-    paths : list of str
-        Audio files.
-    num_workers : int
-        Number of threads (1: no pool).
-    what : str, optional
-        Names the files in progress log lines (see
-        :func:`craft_modules.data.preparation.log_progress`); None logs nothing.
-
-    Returns
-    -------
-    list of tuple
-        (AudioProbe or None, AudioLoadError or None) for each path, in order.
-
-    Example
-    -------
-    >>> probe_all(["missing.wav"])[0][1].reason
-    'missing'
-    """
-    if num_workers <= 1:
-        return _collect(map(_try_probe, paths), what, len(paths))
-    with ThreadPoolExecutor(max_workers=num_workers) as pool:
-        return _collect(pool.map(_try_probe, paths), what, len(paths))
-
-
-def _collect(results, what, total):
-    """The results as a list, logging progress when `what` names them."""
-    if what is None:
-        return list(results)
-    return list(log_progress(results, what, total))
 
 
 def build_manifest(clips, known_mids, summary, split, num_workers=1):

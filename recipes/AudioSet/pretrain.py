@@ -49,6 +49,7 @@ from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.datasets import audio_dataset
 from craft_modules.data.manifest import CompactManifest
+from craft_modules.data.manifest_cache import load_manifest
 from craft_modules.data.samplers import StepEpochSampler, source_weighted_sampler
 from craft_modules.training.brains import PretrainBrain
 from craft_modules.training.dry_run import report_dry_run
@@ -187,9 +188,10 @@ def pretraining_data(hparams):
             },
         )
         audioset = training_manifest(prepared, train_splits)
-        sources.append(("audioset", load_data_json(audioset)))
+        # Compact arrays cached beside the JSON: every rank memory-maps one copy.
+        sources.append(("audioset", load_manifest(audioset)))
         weights.append(1.0)
-        valid = [("audioset", load_data_json(prepared["eval"]))]
+        valid = [("audioset", load_manifest(prepared["eval"]))]
     paths = run_on_main(
         prepare_unlabeled_folders,
         kwargs={"folders": folders, "save_folder": hparams["prepare_folder"]},
@@ -205,8 +207,19 @@ def pretraining_data(hparams):
         sources.append((name, clips))
         weights.append(folder.weight)
     sizes = [len(clips) for _, clips in sources]
-    train = CompactManifest(union_manifest(sources))
-    return train, CompactManifest(union_manifest(valid)), sizes, weights
+    return (
+        compact(union_manifest(sources)),
+        compact(union_manifest(valid)),
+        sizes,
+        weights,
+    )
+
+
+def compact(manifest):
+    """`manifest` as a :class:`CompactManifest` (kept as it is when it is one)."""
+    if isinstance(manifest, CompactManifest):
+        return manifest
+    return CompactManifest(manifest)
 
 
 def main():

@@ -39,7 +39,7 @@ from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.datasets import multilabel_datasets
 from craft_modules.data.labels import checked_labels
-from craft_modules.data.manifest import CompactManifest
+from craft_modules.data.manifest_cache import load_manifest
 from craft_modules.data.samplers import balanced_sampler
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.dry_run import report_dry_run
@@ -74,10 +74,9 @@ def main():
     checked_labels(prepared["labels"], hparams["n_classes"])
 
     # Datasets. The training manifest is held as arrays: shared by the
-    # loader workers, and weighed by the balanced sampler.
-    train_manifest = CompactManifest.from_json(
-        training_manifest(prepared, hparams["train_splits"])
-    )
+    # loader workers, and weighed by the balanced sampler; cached beside the
+    # JSON, so every rank memory-maps one copy.
+    train_manifest = load_manifest(training_manifest(prepared, hparams["train_splits"]))
     datasets = multilabel_datasets(
         {"train": train_manifest, "eval": prepared["eval"]},
         prepared["labels"],

@@ -34,15 +34,12 @@ Authors
 import csv
 import os
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.audio import (
     SKIP_REASONS,
-    AudioLoadError,
     locate_audio,
-    probe_audio,
 )
 from craft_modules.data.preparation import (
     PreparationSummary,
@@ -50,6 +47,7 @@ from craft_modules.data.preparation import (
     is_prepared,
     manifest_audio_path,
     mark_prepared,
+    probe_all,
     write_json_atomic,
 )
 
@@ -335,14 +333,6 @@ def read_ground_truth(path, audio_folder, vocabulary, summary):
     return rows
 
 
-def _try_probe(path):
-    """(AudioProbe, None) for a usable file, else (None, AudioLoadError)."""
-    try:
-        return probe_audio(path), None
-    except AudioLoadError as err:
-        return None, err
-
-
 def _escape(text):
     """Doubles braces, which DynamicItemDataset.from_json would format."""
     return text.replace("{", "{{").replace("}", "}}")
@@ -386,11 +376,7 @@ def build_manifests(rows, summary, num_workers=1):
         seen.add(key)
         unique.append(row)
     paths = [row.wav for row in unique]
-    if num_workers <= 1:
-        results = [_try_probe(path) for path in paths]
-    else:
-        with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            results = list(pool.map(_try_probe, paths))
+    results = probe_all(paths, num_workers, "FSD50K: audio files probed")
     for row, (info, error) in zip(unique, results):
         if error is not None:
             detail = f"{row.where}: {error}"
