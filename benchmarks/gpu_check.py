@@ -17,19 +17,31 @@ c. ``sync_debug`` (CUDA only): a few PSWaCL and SWaB training steps
    (forward, backward, Adam) after warm-up under
    ``torch.cuda.set_sync_debug_mode("error")``; every host-device sync is
    also listed with its source line (one step in ``"warn"`` mode); then
-   ``PretrainBrain.fit_batch`` steps (precision ``auto``) in error mode;
-e. ``compile_matches_eager``: a tiny SWaB model with its encoder blocks
-   compiled in place (``compile: True``) gives the eager outputs (fp32);
-d. ``base_{pswacl,swab}_{eager,compiled}``: base-size PSWaCL pretraining and
+   ``fit_batch`` of ``PretrainBrain`` (PSWaCL) and of ``ClassifierBrain``
+   (SWaB with SpecAugment and mixup), precision ``auto``, two steps each in
+   error mode after two warm-up steps;
+f. ``nccl_collectives`` (CUDA only): this process joins a world-size-1 NCCL
+   group and every helper of ``craft_modules.distributed`` takes its
+   multi-process path (with one process they skip their collectives, so the
+   recipe runs of a/b alone never hand them to NCCL);
+d. ``base_{pswacl,swab}_eager``: base-size PSWaCL pretraining and
    SWaB fine-tuning steps on 10 s clips in bf16 autocast with Adam: median
    seconds per step after warm-up, clips/s, peak memory, FLOPs of one step
    (forward + backward, ``torch.utils.flop_counter.FlopCounterMode``) and MFU
    against the GPU's dense bf16 peak; target MFU >= 40 % on H100/H200-class
-   GPUs. "compiled" compiles the encoder's blocks in place
-   (``Block.compile()``; SWaB calls the blocks directly, not
-   ``encoder.forward``; ``--compile-target encoder`` compiles ``model.encoder``
-   instead).
+   GPUs;
+e. ``compile_matches_eager``: a tiny SWaB model with its encoder blocks
+   compiled in place (``compile: True``) gives the eager outputs (fp32), and
+   really was compiled (``compile: True`` falls back to eager on errors, which
+   would make equal outputs prove nothing);
+d. ``base_{pswacl,swab}_compiled``: the same steps with the encoder's blocks
+   compiled in place (``Block.compile()``; SWaB calls the blocks directly,
+   not ``encoder.forward``; ``--compile-target encoder`` compiles
+   ``model.encoder`` instead); each starts only with
+   ``--compiled-min-seconds`` of the budget left.
 
+The eager measurements come before anything that compiles, so a run that
+reaches its ``--budget-seconds`` loses the compiled numbers first.
 Results go to ``<output-folder>/gpu_check.json`` and ``gpu_check.md`` (the
 Markdown table is also printed), after every check, so that a run stopped
 early keeps what it measured; the recipes' console logs go to
@@ -78,7 +90,8 @@ MFU_TARGET = 0.40
 #: ``torch.cuda.get_device_name()``; the first match wins.
 PEAK_BF16_TFLOPS = (
     ("GH200", 989.0),
-    ("H200", 989.0),
+    ("H200 NVL", 835.0),
+    ("H200", 989.0),  # SXM
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),
     ("H100", 989.0),  # SXM (HBM3)
@@ -529,6 +542,7 @@ class GpuCheck:
         env = dict(os.environ)
         paths = [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(":") if p]
         env["PYTHONPATH"] = ":".join(paths)
+        env["PYTHONUNBUFFERED"] = "1"  # a killed run keeps its log tail
         if self.cuda and self.device.index is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(self.device.index)
         if not self.cuda:
@@ -919,36 +933,71 @@ class GpuCheck:
         return "no host-device sync in PSWaCL or SWaB steps", per_model
 
     def brain_fit_batch_syncs(self):
-        """``PretrainBrain.fit_batch`` (loss weighting, running averages, Adam) under error mode."""
+        """``fit_batch`` of both Brains under error mode (steps 3 and 4, after warm-up).
+
+        ``PretrainBrain`` (PSWaCL: loss weighting, running averages, Adam) and
+        ``ClassifierBrain`` (SWaB with SpecAugment and waveform mixup, as
+        fine-tuning trains), precision ``auto``.
+        """
         from speechbrain.utils.train_logger import FileTrainLogger
 
-        from craft_modules.training.brains import PretrainBrain
-        from craft_modules.training.schedulers import WarmupPlateauScheduler
-
-        model = self.build_model("pswacl", "tiny")
-        samples = self.clip_samples()
-        batch = _WaveformBatch(
-            torch.randn(4, samples, device=self.device) * 0.1,
-            torch.ones(4, device=self.device),
+        from craft_modules.training.brains import ClassifierBrain, PretrainBrain
+        from craft_modules.training.schedulers import (
+            EpochDecayScheduler,
+            WarmupPlateauScheduler,
         )
-        brain = PretrainBrain(
-            modules={"model": model},
+
+        samples = self.clip_samples()
+        wavs = torch.randn(4, samples, device=self.device) * 0.1
+        lens = torch.ones(4, device=self.device)
+        logger = FileTrainLogger(os.devnull)
+        results = {}
+        pretrain = PretrainBrain(
+            modules={"model": self.build_model("pswacl", "tiny")},
             opt_class=lambda params: torch.optim.Adam(params, lr=1e-4),
             hparams={
                 "lr_scheduler": WarmupPlateauScheduler(1e-4, warmup_steps=10),
-                "train_logger": FileTrainLogger(os.devnull),
+                "train_logger": logger,
                 "monitor": "acc_spec",
                 "precision": "auto",
             },
             run_opts={"device": str(self.device)},
         )
+        results["pretrain"] = self._fit_batches(pretrain, _WaveformBatch(wavs, lens))
+        del pretrain
+        classifier = ClassifierBrain(
+            modules={"model": self.build_model("swab", "tiny")},
+            opt_class=lambda params: torch.optim.Adam(params, lr=1e-4),
+            hparams={
+                "loss": "bce",
+                "metric": "mAP",
+                "lr_schedule": EpochDecayScheduler(1e-4, start=5, step=1, decay=0.5),
+                "train_logger": logger,
+                "mixup_prob": 0.5,
+                "mixup_alpha": 10.0,
+                "precision": "auto",
+            },
+            run_opts={"device": str(self.device)},
+        )
+        targets = (torch.rand(4, 527, device=self.device) > 0.99).float()
+        results["finetune"] = self._fit_batches(
+            classifier, _WaveformBatch(wavs, lens, targets)
+        )
+        del classifier
+        self._release_memory()
+        raised = {k: v for k, v in results.items() if v}
+        first = next(iter(raised.values()), None)
+        return {"raised": first, "per_brain": results, "precision": "auto"}
+
+    def _fit_batches(self, brain, batch, steps=4, checked_from=3):
+        """Runs ``fit_batch`` ``steps`` times, in sync-debug error mode from ``checked_from``."""
         brain.on_fit_start()
         brain.on_stage_start(sb_stage_train(), 1)
         brain.modules.train()
         error = None
-        for step in range(1, 5):
+        for step in range(1, steps + 1):
             brain.step = step
-            if step == 3:
+            if step >= checked_from:
                 self.synchronize()
                 torch.cuda.set_sync_debug_mode("error")
             try:
@@ -961,12 +1010,77 @@ class GpuCheck:
                 }
                 break
             finally:
-                if step >= 3:
-                    torch.cuda.set_sync_debug_mode(0)
+                torch.cuda.set_sync_debug_mode(0)
         self.synchronize()
-        del brain, model
-        self._release_memory()
-        return {"raised": error, "precision": "auto"}
+        return error
+
+    def check_collectives(self):
+        """(f) Every collective helper of ``craft_modules.distributed`` on NCCL.
+
+        One GPU hosts one NCCL rank, and with one process the helpers skip
+        their collectives, so this process joins a world-size-1 NCCL group
+        and the helpers are made to take their multi-process path: every
+        tensor they hand to NCCL must be on this GPU.
+        """
+        if not self.cuda:
+            raise CheckSkipped("NCCL needs CUDA (the gloo paths run in the test suite)")
+        import socket
+        from unittest import mock
+
+        import torch.distributed as dist
+
+        from craft_modules import distributed
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        torch.cuda.set_device(self.device)
+        dist.init_process_group(
+            "nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
+        )
+        results = {}
+        try:
+            with mock.patch.object(distributed, "is_distributed", lambda: True):
+                total = distributed.all_reduce_sum(torch.tensor([1.0, 2.0]))
+                results["all_reduce_sum_cpu_input"] = total.tolist()
+                on_gpu = distributed.all_reduce_sum(torch.ones(2, device=self.device))
+                results["all_reduce_sum_gpu_input"] = on_gpu.tolist()
+                results["all_gather_objects"] = distributed.all_gather_objects({"a": 1})
+                results["broadcast_object"] = distributed.broadcast_object([1, 2])
+                results["all_gather_max"] = distributed.all_gather_max(5)
+                distributed.barrier()
+                x = torch.randn(3, 8, device=self.device, requires_grad=True)
+                distributed.set_gather_rows(4)
+                try:
+                    gathered, valid, start = distributed.gather_with_grad(x)
+                finally:
+                    distributed.set_gather_rows(None)
+                (gathered[valid] * 2).sum().backward()
+                results["gather_with_grad"] = {
+                    "shape": list(gathered.shape),
+                    "valid_rows": int(valid.sum()),
+                    "start": start,
+                    "grad_ok": bool(torch.all(x.grad == 2)),
+                }
+        finally:
+            dist.destroy_process_group()
+        expected = {
+            "all_reduce_sum_cpu_input": [1.0, 2.0],
+            "all_reduce_sum_gpu_input": [1.0, 1.0],
+            "all_gather_objects": [{"a": 1}],
+            "broadcast_object": [1, 2],
+            "all_gather_max": 5,
+        }
+        wrong = {k: results[k] for k, v in expected.items() if results[k] != v}
+        gather = results["gather_with_grad"]
+        if gather != {"shape": [4, 8], "valid_rows": 3, "start": 0, "grad_ok": True}:
+            wrong["gather_with_grad"] = gather
+        if wrong:
+            raise CheckFailed(f"wrong results: {wrong}", **results)
+        return (
+            "all_reduce, all_gather, broadcast, barrier, gather_with_grad on NCCL",
+            results,
+        )
 
     def check_compile_matches_eager(self):
         """(e) ``compile: True`` (blocks compiled in place) gives the eager outputs."""
@@ -984,20 +1098,32 @@ class GpuCheck:
         with torch.no_grad():
             eager = model(wavs).float()
             names = list(model.state_dict())
-            for target in model.compile_targets():
-                compile_in_place(target)
+            targets = model.compile_targets()
+            accepted = [compile_in_place(target) for target in targets]
+            torch._dynamo.utils.counters.clear()
             start = time.perf_counter()
             compiled = model(wavs).float()
             self.synchronize()
             first_call = time.perf_counter() - start
+        graphs = int(torch._dynamo.utils.counters["stats"].get("unique_graphs", 0))
+        still_compiled = sum(t._compiled_call_impl is not None for t in targets)
         difference = float((compiled - eager).abs().max())
         details = {
             "max_abs_difference": difference,
             "first_compiled_call_s": round(first_call, 2),
             "same_parameter_names": list(model.state_dict()) == names,
+            "compiled_modules": f"{still_compiled}/{len(targets)}",
+            "graphs": graphs,
         }
         del model
         self._release_memory()
+        if not all(accepted) or still_compiled < len(targets) or graphs < 1:
+            # compile_in_place falls back to eager: equal outputs would prove nothing.
+            raise CheckFailed(
+                f"compilation fell back to eager ({still_compiled}/{len(targets)} "
+                f"modules compiled, {graphs} graphs)",
+                **details,
+            )
         if difference > 1e-3 or not details["same_parameter_names"]:
             raise CheckFailed(f"compiled outputs differ by {difference:.2e}", **details)
         return f"compiled = eager within {difference:.1e} (fp32)", details
@@ -1045,6 +1171,12 @@ class GpuCheck:
             )
         if compiled and self.args.no_compile:
             raise CheckSkipped("--no-compile")
+        left = self.args.budget_seconds - self.elapsed()
+        if compiled and self.cuda and left < self.args.compiled_min_seconds:
+            raise CheckSkipped(
+                f"{left:.0f} s of the budget left, a compiled base step needs "
+                f"{self.args.compiled_min_seconds:g} (--compiled-min-seconds)"
+            )
         size, batch = self.model_size(), self.batch_size(kind)
         warmup = self.args.warmup or (1 if self.args.quick else 3)
         steps = self.args.steps or (2 if self.args.quick else 10)
@@ -1148,11 +1280,12 @@ class GpuCheck:
 class _WaveformBatch:
     """A stand-in for a SpeechBrain ``PaddedBatch`` of waveforms, already on the device."""
 
-    def __init__(self, wavs, lens):
+    def __init__(self, wavs, lens, targets=None):
         self.id = [str(i) for i in range(wavs.shape[0])]
         self.sig = (wavs, lens)
+        self.targets = targets
 
-    def to(self, device):
+    def to(self, device, **kwargs):
         return self
 
 
@@ -1219,7 +1352,7 @@ def sync_sites(step):
 
     def record(message, category, filename, lineno, file=None, line=None):
         text = str(message)
-        if "synchroniz" not in text:
+        if "called a synchronizing CUDA operation" not in text:
             return previous(message, category, filename, lineno, file, line)
         frames = _project_frames(traceback.extract_stack()[:-1])
         key = frames[-1] if frames else f"{filename}:{lineno}"
@@ -1283,20 +1416,28 @@ def _project_frames(frames):
     return out
 
 
-#: The checks in order: (issue letter, name, GpuCheck method).
+def _base_step(kind, mode):
+    """Check d for one model and mode, as a PLAN entry."""
+    return (
+        "d",
+        f"base_{kind}_{mode}",
+        lambda self: self.check_base_steps(kind, mode == "compiled"),
+    )
+
+
+#: The checks in order: (issue letter, name, GpuCheck method). The eager base
+#: steps (the MFU the README needs) run before anything that compiles, which
+#: takes the longest and is skipped first when the budget runs out.
 PLAN = [
     ("a", "recipe_pretrain_kill_resume", GpuCheck.check_pretrain_kill_resume),
     ("b", "recipe_finetune_swab", GpuCheck.check_finetune),
     ("c", "sync_debug", GpuCheck.check_sync_debug),
+    ("f", "nccl_collectives", GpuCheck.check_collectives),
+    _base_step("pswacl", "eager"),
+    _base_step("swab", "eager"),
     ("e", "compile_matches_eager", GpuCheck.check_compile_matches_eager),
-] + [
-    (
-        "d",
-        f"base_{kind}_{mode}",
-        lambda self, k=kind, c=(mode == "compiled"): self.check_base_steps(k, c),
-    )
-    for kind in ("pswacl", "swab")
-    for mode in ("eager", "compiled")
+    _base_step("pswacl", "compiled"),
+    _base_step("swab", "compiled"),
 ]
 
 
@@ -1336,8 +1477,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--budget-seconds",
         type=float,
-        default=330.0,
+        default=300.0,
         help="seconds after which checks not yet started are skipped",
+    )
+    parser.add_argument(
+        "--compiled-min-seconds",
+        type=float,
+        default=150.0,
+        help="a compiled base step (check d) starts only with this much budget left",
     )
     parser.add_argument(
         "--model-size",
@@ -1410,7 +1557,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--recipe-timeout",
         type=float,
-        default=180.0,
+        default=120.0,
         help="seconds for each recipe run of checks a/b",
     )
     parser.add_argument(

@@ -516,7 +516,7 @@ def test_clar_brain_training_step_draws_two_views_with_the_batch_lengths():
         sig = (torch.rand(3, 2000) + 0.5, lens)
         targets = torch.eye(3)
 
-        def to(self, device):
+        def to(self, device, **kwargs):
             return self
 
     losses = brain.compute_forward(Batch(), sb.Stage.TRAIN)

@@ -84,7 +84,7 @@ def _batch(value):
     return SimpleNamespace(
         id=["a", "b"],
         sig=(torch.full((2, 8), float(value)), torch.ones(2)),
-        to=lambda device: _batch(value),
+        to=lambda device, **kwargs: _batch(value),
     )
 
 

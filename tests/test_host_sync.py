@@ -3,7 +3,8 @@
 On a GPU, ``torch.cuda.set_sync_debug_mode("error")`` (``benchmarks/gpu_check.py``)
 proves it. On the CPU, every operation that would read a device value on the
 host (``item``, ``bool``, ``float``, ``tolist``, ``nonzero``, boolean-mask
-indexing, ``.cpu()``, ...) is intercepted with a ``TorchFunctionMode`` and
+indexing, ``.cpu()``, ...) or would copy host data to it blocking
+(``torch.tensor(data, device=...)``) is intercepted with a ``TorchFunctionMode`` and
 fails the test, during the forward, loss and backward of each model's
 training step and of the Brains' ``fit_batch``. The optimizer step is left
 out: Adam's step counters live on the host even on a GPU.
@@ -64,6 +65,16 @@ class HostReads(TorchFunctionMode):
             name = getattr(func, "__name__", "")
             if name in HOST_READS:
                 raise AssertionError(f"host read in the training step: {name}")
+            if (
+                name in ("tensor", "as_tensor")
+                and kwargs.get("device") is not None
+                and args
+                and not isinstance(args[0], torch.Tensor)
+            ):
+                # Host data made on a device: a blocking copy on a GPU.
+                raise AssertionError(
+                    f"host-to-device copy in the training step: {name}"
+                )
             if name == "__getitem__" and len(args) > 1:
                 index = args[1] if isinstance(args[1], tuple) else (args[1],)
                 if any(
@@ -75,8 +86,14 @@ class HostReads(TorchFunctionMode):
 
 def test_the_detector_catches_host_reads():
     x = torch.randn(4)
-    for read in (lambda: x.sum().item(), lambda: bool(x[0] > 0), lambda: x[x > 0]):
-        with pytest.raises(AssertionError, match="host read|boolean"):
+    for read in (
+        lambda: x.sum().item(),
+        lambda: bool(x[0] > 0),
+        lambda: x[x > 0],
+        lambda: torch.tensor(0.5, device=x.device),
+        lambda: torch.as_tensor([1, 2], device=x.device),
+    ):
+        with pytest.raises(AssertionError, match="host read|boolean|host-to-device"):
             with HostReads():
                 read()
 
@@ -154,7 +171,7 @@ class _Batch:
         self.sig = (WAVS, LENS)
         self.targets = targets
 
-    def to(self, device):
+    def to(self, device, **kwargs):
         return self
 
 
@@ -213,3 +230,47 @@ def test_brains_fit_batch_has_no_host_read(tmp_path):
         run_opts={"device": "cpu"},
     )
     _fit_batch_without_host_reads(classifier, _Batch(torch.eye(3)))
+
+
+def test_intra_epoch_checkpoint_decision_is_broadcast_only_every_progress_interval(
+    tmp_path, monkeypatch
+):
+    """SpeechBrain broadcasts its clock-based decision at every step under DDP (a sync)."""
+    import speechbrain.core
+
+    from craft_modules.training.checkpointer import AtomicCheckpointer
+
+    model = CraftPretrainer(method="ssast", mask_patch=20, **TINY)
+    brain = PretrainBrain(
+        modules={"model": model},
+        opt_class=lambda p: torch.optim.Adam(p, lr=1e-3),
+        hparams={
+            "lr_scheduler": WarmupPlateauScheduler(1e-3, warmup_steps=0),
+            "monitor": "acc_spec",
+            "progress_every": 10,
+            "ckpt_interval_minutes": 1e-9,  # always due on the clock
+        },
+        run_opts={"device": "cpu"},
+        checkpointer=AtomicCheckpointer(tmp_path, {"model": model}),
+    )
+    broadcasts = []
+
+    def broadcast(objects, src=0):
+        broadcasts.append(list(objects))
+
+    monkeypatch.setattr(speechbrain.core, "is_distributed_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", broadcast)
+    decisions = [brain._should_save_intra_epoch_ckpt(0.0, n) for n in range(1, 31)]
+    assert [n for n, due in enumerate(decisions, 1) if due] == [10, 20, 30]
+    assert len(broadcasts) == 3  # not 30
+    brain.ckpt_interval_minutes, brain.ckpt_interval_steps = 0, 4
+    assert [n for n in range(1, 9) if brain._should_save_intra_epoch_ckpt(0.0, n)] == [
+        4,
+        5,
+        6,
+        7,
+        8,
+    ]  # exact step counts, as SpeechBrain's (the loop resets the count on saving)
+    assert len(broadcasts) == 3
+    brain.checkpointer = None
+    assert not brain._should_save_intra_epoch_ckpt(0.0, 10)

@@ -464,11 +464,10 @@ def mixup(wavs, lens, targets, alpha=10.0, prob=0.5):
         return wavs, lens, targets
     mixed = draw_item_mask(batch, prob, device)
     partner = batch_derangement(batch, device)
-    beta = torch.distributions.Beta(  # unvalidated: validation reads on the host
-        torch.tensor(alpha, device=device),
-        torch.tensor(alpha, device=device),
-        validate_args=False,
-    )
+    # Parameters filled on the device (torch.tensor(alpha, device=...) would be
+    # a blocking host-to-device copy); unvalidated: validation reads on the host.
+    concentration = torch.full((), float(alpha), device=device)
+    beta = torch.distributions.Beta(concentration, concentration, validate_args=False)
     lam = torch.where(
         mixed, beta.sample((batch,)), torch.ones(batch, device=device)
     ).to(dtype)

@@ -97,11 +97,11 @@ def run_option(run_opts, hparams, key, default=None):
 class _SilentBatch(SimpleNamespace):
     """A one-clip silent batch standing in for a batch whose clips all failed."""
 
-    def to(self, device):
-        """Moves the tensors to ``device``."""
-        self.sig = tuple(t.to(device) for t in self.sig)
+    def to(self, device, **kwargs):
+        """Moves the tensors to ``device`` (keyword arguments as ``Tensor.to``)."""
+        self.sig = tuple(t.to(device, **kwargs) for t in self.sig)
         if getattr(self, "targets", None) is not None:
-            self.targets = self.targets.to(device)
+            self.targets = self.targets.to(device, **kwargs)
         return self
 
 
@@ -120,7 +120,9 @@ class CraftBrain(sb.Brain):
     * **No host-device sync in a training step**: the step returns the loss
       on the device; running averages are accumulated there and read at
       stage end, and the non-finite-loss check is read every
-      ``progress_every`` steps (default 100) with the progress bar's loss.
+      ``progress_every`` steps (default 100) with the progress bar's loss;
+      the intra-epoch checkpoint decision, which SpeechBrain broadcasts at
+      every step under DDP, is taken at those steps only.
     * Batches whose clips all failed to load are skipped (DDP-safe), and the
       skipped clips of every process are counted in the training statistics.
     """
@@ -364,6 +366,27 @@ class CraftBrain(sb.Brain):
             self._shown_loss = self.stage_loss()
         return self._shown_loss
 
+    def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
+        """SpeechBrain's intra-epoch checkpoint decision, taken every ``progress_every`` steps.
+
+        Under DDP, SpeechBrain broadcasts its clock-based decision
+        (``ckpt_interval_minutes``) from rank 0 with ``broadcast_object_list``
+        at every step: on NCCL a host-device sync per step. Every rank counts
+        the same steps, so they all ask at the same steps, together with the
+        progress read of :meth:`update_average`; a clock-based checkpoint is
+        at most ``progress_every - 1`` steps later than SpeechBrain's.
+        ``ckpt_interval_steps`` is exact (a step count needs no broadcast).
+        """
+        if self.checkpointer is None:
+            return False
+        if 0 < self.ckpt_interval_steps <= steps_since_ckpt:
+            return True  # counted alike on every rank: nothing to broadcast
+        hparams = getattr(self, "hparams", None)
+        every = int(getattr(hparams, "progress_every", 100) or 0)
+        if every > 1 and steps_since_ckpt % every:
+            return False
+        return super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)
+
     def _check_nonfinite(self):
         if self._nonfinite is None:
             return
@@ -452,7 +475,7 @@ class PretrainBrain(CraftBrain):
 
     def compute_forward(self, batch, stage):
         """Returns the model's dict of losses for the batch."""
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # pinned: no host wait
         wavs, lens = batch.sig
         return self.model_for(stage)(wavs, lens)
 
@@ -671,7 +694,7 @@ class ClassifierBrain(CraftBrain):
 
     def compute_forward(self, batch, stage):
         """Returns ``(logits, targets)``; mixes the batch up when training."""
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # pinned: no host wait
         wavs, lens = batch.sig
         targets = getattr(batch.targets, "data", batch.targets).float()
         prob = getattr(self.hparams, "mixup_prob", 0.0)

@@ -86,7 +86,7 @@ class ClarBrain(ClassifierBrain):
         """Training: the CLAR losses of the batch; otherwise the classifier's logits."""
         if stage != sb.Stage.TRAIN:
             return super().compute_forward(batch, stage)
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)
         wavs, lens = batch.sig
         targets = getattr(batch.targets, "data", batch.targets).float()
         labelled = torch.tensor(
