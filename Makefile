@@ -23,9 +23,10 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 lint: install
 	$(BIN)/ruff check .
 
-# -n auto: one pytest-xdist worker per CPU (tests/conftest.py splits the threads).
+# -n auto: one pytest-xdist worker per CPU (tests/conftest.py splits the threads);
+# loadgroup: the modules that train a run in a fixture stay on one worker.
 test: install lint
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 bench: install
 	$(BIN)/python benchmarks/bench_core.py

@@ -18,3 +18,24 @@ os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+#: Test files whose module fixtures train a run: their tests share one xdist
+#: worker (``--dist loadgroup``), so the run is trained once, not per worker.
+_ONE_WORKER_FILES = ("test_inference.py", "test_export.py", "test_cli.py")
+#: The longest tests (tens of seconds each: recipe runs in subprocesses) go
+#: first, so that the workers do not end on one long test while the other idles.
+_LONG_FIRST = ("test_scratch_learning.py", "test_recipes.py", "test_gpu_check.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups the run-training modules on one worker and schedules long tests first."""
+    for item in items:
+        if item.path.name in _ONE_WORKER_FILES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+    def rank(item):
+        name = item.path.name
+        return _LONG_FIRST.index(name) if name in _LONG_FIRST else len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file is kept
