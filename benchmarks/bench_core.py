@@ -10,6 +10,12 @@ SWaB step against the same step run stream after stream, the share of a
 pretraining step spent drawing masks, and each configuration's peak memory
 (every configuration runs once more in its own process, so peaks do not mix).
 
+Each configuration's FLOPs per step (forward and backward, counted by
+``torch.utils.flop_counter`` with the CPU attention kernel added) are printed
+next to its time, with the FLOP ratio next to each time ratio: a step-time
+ratio cannot go much below its FLOP ratio when both steps run the same
+kernels (matrix products and attention are over 90 % of every step).
+
 All step times come from one process that takes one step of every
 configuration per round, rotating their order from round to round, so a
 change of machine load affects every configuration alike. Every ratio printed
@@ -70,6 +76,7 @@ import torch
 
 from craft_modules.models.craft import CraftClassifier, CraftPretrainer
 from craft_modules.nn.masking import cluster_mask_ids
+from craft_modules.training.flops import flop_counter
 
 BATCH, SAMPLES, N_CLASSES, TARGET_FRAMES, MASK_PATCH = 2, 160000, 527, 1024, 400
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
@@ -243,6 +250,23 @@ def build_step(name, official=None):
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+def count_step_flops(names, official=None):
+    """FLOPs of one training step of every configuration (forward, backward; Adam not counted).
+
+    Counted by ``torch.utils.flop_counter`` with the CPU attention kernel
+    added (:func:`craft_modules.training.flops.flop_counter`), on a fresh model of
+    each configuration.
+    """
+    flops = {}
+    for name in names:
+        torch.manual_seed(0)
+        step = build_step(name, official)
+        with flop_counter() as counter:
+            step()
+        flops[name] = counter.get_total_flops()
+    return flops
+
+
 def time_alternating(names, steps, warmup=2, official=None, clock="wall"):
     """Median seconds per step of every configuration, one step of each per round.
 
@@ -333,6 +357,8 @@ def main():
         return
     if args.timing:
         times = time_alternating(names, args.steps, official=official, clock=args.clock)
+        for name, flops in count_step_flops(names, official).items():
+            times[name]["gflop_per_step"] = flops / 1e9
         print(json.dumps(times))
         return
     load_before = os.getloadavg()
@@ -357,26 +383,31 @@ def main():
     for name in names:
         r = results[name]
         peak = f"   peak {r['peak_rss_mib']:7.0f} MiB" if "peak_rss_mib" in r else ""
+        rate = r["gflop_per_step"] / r["seconds_per_step"]
         print(
             f"{name:26s} {r['seconds_per_step']:7.3f} s/step "
-            f"({r['min']:.3f}-{r['max']:.3f}){peak}"
+            f"({r['min']:.3f}-{r['max']:.3f}) {r['gflop_per_step']:6.1f} GFLOP "
+            f"{rate:5.0f} GFLOP/s{peak}"
         )
     step = {k: v["seconds_per_step"] for k, v in results.items()}
-    ratios, targets = {}, {}
+    work = {k: v["gflop_per_step"] for k, v in results.items()}
+    ratios, targets, work_ratios = {}, {}, {}
     for key, num, den, target in RATIOS + (OFFICIAL_RATIOS if official else ()):
         if num in step and den in step:
             ratios[key] = step[num] / step[den]
             targets[key] = target
+            work_ratios[key] = work[num] / work[den]
     mask_seconds = time_masking()
     if "ssast" in step:
         ratios["masking_share_of_ssast_step"] = mask_seconds / step["ssast"]
         targets["masking_share_of_ssast_step"] = 0.05
-    print("\nratios between steps of this run (target):")
+    print("\nratios between steps of this run (target), and of their FLOPs:")
     for key, value in ratios.items():
         target = targets[key]
         status = "" if target is None else (" ok" if value <= target else " MISSED")
         bound = "" if target is None else f"  (<= {target}){status}"
-        print(f"  {key:38s} {value:6.3f}{bound}")
+        flops = f"  FLOPs {work_ratios[key]:5.2f}" if key in work_ratios else ""
+        print(f"  {key:38s} {value:6.3f}{flops}{bound}")
     print(
         f"\nload average at the end {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
     )
@@ -389,6 +420,7 @@ def main():
                 "steps": results,
                 "masking_seconds": mask_seconds,
                 "ratios": ratios,
+                "flop_ratios": work_ratios,
                 "targets": targets,
             },
             fout,

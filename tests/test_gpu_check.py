@@ -115,14 +115,16 @@ def test_cuda_device_without_cuda_is_refused(tmp_path):
 
 
 def test_doctests(gpu_check):
-    """The script's examples: peaks, MFU target, masks, analytic FLOPs, CPU attention FLOPs."""
+    """The script's examples: peaks, MFU target, masks (the FLOP counts' are in craft_modules.training.flops)."""
     result = doctest.testmod(gpu_check, extraglobs={"torch": torch})
-    assert result.attempted >= 8 and result.failed == 0
+    assert result.attempted >= 4 and result.failed == 0
 
 
-def test_flop_counter_counts_cpu_attention_like_cuda(gpu_check):
+def test_flop_counter_counts_cpu_attention_like_cuda():
+    from craft_modules.training.flops import flop_counter
+
     q = torch.randn(2, 3, 16, 8, requires_grad=True)
-    with gpu_check.flop_counter() as counter:
+    with flop_counter() as counter:
         torch.nn.functional.scaled_dot_product_attention(q, q, q).sum().backward()
     forward = 2 * (2 * 2 * 3 * 16 * 16 * 8)  # scores and weighted sum
     assert counter.get_total_flops() == forward + 5 * forward // 2
