@@ -274,3 +274,14 @@ def test_intra_epoch_checkpoint_decision_is_broadcast_only_every_progress_interv
     assert len(broadcasts) == 3
     brain.checkpointer = None
     assert not brain._should_save_intra_epoch_ckpt(0.0, 10)
+
+
+def test_time_stretch_reads_nothing_and_still_rejects_bad_rates_on_the_device():
+    from craft_modules.augment.waveform import time_stretch
+
+    rates = torch.rand(3) + 0.5
+    with HostReads():
+        out = time_stretch(WAVS, rates, WAVS.shape[1])
+    assert out.shape == WAVS.shape and not torch.equal(out, WAVS)
+    with pytest.raises(RuntimeError, match="stretch rates must be > 0"):
+        time_stretch(WAVS, torch.tensor([1.0, -1.0, 1.0]), WAVS.shape[1])

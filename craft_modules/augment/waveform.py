@@ -47,6 +47,7 @@ import torchaudio
 from speechbrain.utils.callchains import lengths_arg_name
 
 from craft_modules.augment.spectrogram import check_unit_interval, draw_item_mask
+from craft_modules.models import inputs
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential", "quarter_sine", "half_sine")
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -266,8 +267,11 @@ def time_stretch(wavs, rates, out_length, n_fft=512, hop_length=None):
     hop_length = hop_length or n_fft // 4
     rates = torch.as_tensor(rates, device=wavs.device, dtype=wavs.dtype)
     rates = rates.expand(batch) if rates.dim() == 0 else rates
-    if bool((rates <= 0).any()):
-        raise ValueError(f"stretch rates must be > 0, got {rates.tolist()}")
+    if inputs._values_checked_on_host(wavs):
+        if bool((rates <= 0).any()):
+            raise ValueError(f"stretch rates must be > 0, got {rates.tolist()}")
+    else:  # reading the check on the host would be a sync in every training step
+        torch._assert_async((rates > 0).all(), "stretch rates must be > 0")
     window = _stft_window(n_fft, wavs.device, wavs.dtype)
     spec = torch.stft(
         wavs, n_fft, hop_length, window=window, center=True, return_complex=True
