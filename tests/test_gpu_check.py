@@ -76,6 +76,7 @@ def test_quick_cpu_run_reports_every_check(tmp_path):
         assert details["model_size"] == "tiny" and details["batch_size"] == 2
         assert details["step_seconds"] and all(t > 0 for t in details["step_seconds"])
         assert details["seconds_per_step"] > 0 and details["clips_per_second"] > 0
+        assert details["median_synchronised_step_seconds"] > 0
         # Counted FLOPs: the encoder's matmuls and attention plus a little
         # (embeddings, MSAE, heads), so just above the analytic encoder count.
         assert details["flops_per_step"] > 0
