@@ -460,6 +460,20 @@ class CompactManifest(Mapping):
         return self.ids.nbytes + sum(column.nbytes for column in self.columns.values())
 
 
+def as_compact(manifest):
+    """`manifest` as a :class:`CompactManifest` (returned as it is when it is one).
+
+    Example
+    -------
+    >>> compact = as_compact({"a": {"wav": "/d/a.flac"}})
+    >>> as_compact(compact) is compact
+    True
+    """
+    if isinstance(manifest, CompactManifest):
+        return manifest
+    return CompactManifest(manifest)
+
+
 class CompactDynamicItemDataset(DynamicItemDataset):
     """SpeechBrain's DynamicItemDataset over a :class:`CompactManifest`.
 
@@ -494,8 +508,7 @@ class CompactDynamicItemDataset(DynamicItemDataset):
     """
 
     def __init__(self, data, dynamic_items=None, output_keys=None):
-        if not isinstance(data, CompactManifest):
-            data = CompactManifest(data)
+        data = as_compact(data)
         if "id" in data.fields:
             raise ValueError("The key 'id' is reserved for the data point id.")
         self.data = data

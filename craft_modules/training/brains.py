@@ -358,13 +358,16 @@ class CraftBrain(sb.Brain):
             self._loss_sum = self._loss_sum + value
             self._nonfinite = self._nonfinite + (~finite).long()
         self._loss_count += 1
-        hparams = getattr(self, "hparams", None)
-        every = int(getattr(hparams, "progress_every", 100) or 0)
+        every = self._progress_every()
         if every > 0 and self.step % every == 0:
             if self.modules.training:
                 self._check_nonfinite()
             self._shown_loss = self.stage_loss()
         return self._shown_loss
+
+    def _progress_every(self):
+        """Steps between two progress reads (hparams ``progress_every``, default 100)."""
+        return int(getattr(getattr(self, "hparams", None), "progress_every", 100) or 0)
 
     def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
         """SpeechBrain's intra-epoch checkpoint decision, taken every ``progress_every`` steps.
@@ -381,8 +384,7 @@ class CraftBrain(sb.Brain):
             return False
         if 0 < self.ckpt_interval_steps <= steps_since_ckpt:
             return True  # counted alike on every rank: nothing to broadcast
-        hparams = getattr(self, "hparams", None)
-        every = int(getattr(hparams, "progress_every", 100) or 0)
+        every = self._progress_every()
         if every > 1 and steps_since_ckpt % every:
             return False
         return super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)

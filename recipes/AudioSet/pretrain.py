@@ -48,7 +48,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.datasets import audio_dataset
-from craft_modules.data.manifest import CompactManifest
+from craft_modules.data.manifest import CompactManifest, as_compact
 from craft_modules.data.manifest_cache import load_manifest
 from craft_modules.data.samplers import StepEpochSampler, source_weighted_sampler
 from craft_modules.training.brains import PretrainBrain
@@ -208,18 +208,11 @@ def pretraining_data(hparams):
         weights.append(folder.weight)
     sizes = [len(clips) for _, clips in sources]
     return (
-        compact(union_manifest(sources)),
-        compact(union_manifest(valid)),
+        as_compact(union_manifest(sources)),
+        as_compact(union_manifest(valid)),
         sizes,
         weights,
     )
-
-
-def compact(manifest):
-    """`manifest` as a :class:`CompactManifest` (kept as it is when it is one)."""
-    if isinstance(manifest, CompactManifest):
-        return manifest
-    return CompactManifest(manifest)
 
 
 def main():
