@@ -47,7 +47,7 @@ from craft_modules.data.preparation import write_json_atomic
 from craft_modules.data.samplers import ShareBatchSampler
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
 from craft_modules.plots import plot_epoch_curves, plot_step_curves
-from craft_modules.training.compile import compile_in_place
+from craft_modules.training.compile import compile_in_place, run_with_eager_fallback
 from craft_modules.training.loaders import loader_worker_options
 from craft_modules.training.precision import resolve_precision
 from craft_modules.training.step_log import STEP_LOG_FILE, StepLog
@@ -203,8 +203,11 @@ class CraftBrain(sb.Brain):
         the transformer encoder (``model.compile_targets()``), keeping the
         checkpoints' parameter names. Where compiling fails at the first
         call, the model falls back to eager with one warning
-        (:func:`craft_modules.training.compile.compile_in_place`).
+        (:func:`craft_modules.training.compile.compile_in_place`), and so
+        it does where the backward fails to compile in the first training
+        step (:meth:`fit_batch`).
         """
+        self._compiled_targets = []
         if not self.compile:
             return
         for name, module in self.modules.items():
@@ -215,7 +218,8 @@ class CraftBrain(sb.Brain):
                 )
                 continue
             for target in targets():
-                compile_in_place(target, mode=self.compile_mode)
+                if compile_in_place(target, mode=self.compile_mode):
+                    self._compiled_targets.append(target)
 
     def _wrap_distributed(self):
         """SpeechBrain's DDP wrapping, without SyncBatchNorm on CPU.
@@ -326,17 +330,49 @@ class CraftBrain(sb.Brain):
         try:
             should_step = (self.step % self.grad_accumulation_factor) == 0
             self.on_fit_batch_start(batch, should_step)
-            with self.no_sync(not should_step):
-                with self.training_ctx:
-                    outputs = self.compute_forward(batch, sb.Stage.TRAIN)
-                    loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
-                self.scaler.scale(loss / self.grad_accumulation_factor).backward()
+            if getattr(self, "_compiled_targets", None):
+                # torch.compile compiles the backward at the first backward.
+                outputs, loss = run_with_eager_fallback(
+                    lambda: self._forward_backward(batch, should_step),
+                    self._compiled_targets,
+                    before_retry=self._restart_step,
+                )
+                self._compiled_targets = []  # compiled through a whole step
+            else:
+                outputs, loss = self._forward_backward(batch, should_step)
             if should_step:
                 self.optimizers_step()
             self.on_fit_batch_end(batch, outputs, loss, should_step)
             return None if self._zero_weight else loss.detach()
         finally:
             self._zero_weight = False
+
+    def _forward_backward(self, batch, should_step):
+        """The forward, loss and backward of one training step; returns both outputs."""
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
+                loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            self.scaler.scale(loss / self.grad_accumulation_factor).backward()
+        return outputs, loss
+
+    def _restart_step(self):
+        """Clears what a failed first step left, so that it can run again.
+
+        The gradients it computed in part are dropped (nothing was accumulated
+        before the first step). Under DDP the modules are wrapped anew: a
+        backward that stopped half-way leaves DDP's reducer waiting for the
+        rest of its gradients, and the next forward would fail on it.
+        """
+        for param in self.modules.parameters():
+            param.grad = None
+        wrapped = False
+        for name, module in list(self.modules.items()):
+            if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+                self.modules[name] = module.module
+                wrapped = True
+        if wrapped:
+            self._wrap_distributed()
 
     def update_average(self, loss, avg_loss):
         """Accumulates the training loss on the device; returns the shown average.
