@@ -19,7 +19,8 @@ c. ``sync_debug`` (CUDA only): a few PSWaCL and SWaB training steps
    also listed with its source line (one step in ``"warn"`` mode); then
    ``fit_batch`` of ``PretrainBrain`` (PSWaCL) and of ``ClassifierBrain``
    (SWaB with SpecAugment and mixup), precision ``auto``, two steps each in
-   error mode after two warm-up steps;
+   error mode after two warm-up steps; and CLAR's waveform augmentations
+   (all six, prob 0.5) on a batch, twice in error mode;
 f. ``nccl_collectives`` (CUDA only): this process joins a world-size-1 NCCL
    group and every helper of ``craft_modules.distributed`` takes its
    multi-process path (with one process they skip their collectives, so the
@@ -807,23 +808,13 @@ class GpuCheck:
             self.synchronize()
             sites = sync_sites(step)
             self.synchronize()
-            error = None
-            torch.cuda.set_sync_debug_mode("error")
-            try:
-                for _ in range(2):
-                    step()
-            except RuntimeError as exc:
-                error = {
-                    "error": str(exc)[:1000],
-                    "where": _project_frames(traceback.extract_tb(exc.__traceback__)),
-                }
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
+            error = _sync_error_of(step, times=2)
             self.synchronize()
             per_model[kind] = {"raised": error, "sync_sites_warn_mode": sites}
             del model, step
             self._release_memory()
         per_model["brain_fit_batch"] = self.brain_fit_batch_syncs()
+        per_model["clar_augmentations"] = self.clar_augmentation_syncs()
         raised = [k for k, v in per_model.items() if v["raised"]]
         if raised:
             first = per_model[raised[0]]["raised"]
@@ -833,7 +824,34 @@ class GpuCheck:
                 f"{first['error'][:200]}",
                 **per_model,
             )
-        return "no host-device sync in PSWaCL or SWaB steps", per_model
+        return (
+            "no host-device sync in PSWaCL or SWaB steps, or CLAR's augmentations",
+            per_model,
+        )
+
+    def clar_augmentation_syncs(self):
+        """CLAR's six augmentations (prob 0.5) on a batch, twice, under error mode."""
+        from craft_modules.augment import waveform
+
+        chain = waveform.AugmentationChain(
+            [
+                waveform.PitchShift(16000, prob=0.5),
+                waveform.Fade(prob=0.5),
+                waveform.WhiteNoise(prob=0.5),
+                waveform.ColouredNoise(prob=0.5),
+                waveform.TimeMask(prob=0.5),
+                waveform.TimeShift(prob=0.5),
+                waveform.TimeStretch(prob=0.5),
+            ]
+        )
+        wavs = torch.randn(4, self.clip_samples(), device=self.device) * 0.1
+        lens = torch.ones(4, device=self.device)
+        for _ in range(2):
+            chain(wavs, lens)
+        self.synchronize()
+        error = _sync_error_of(lambda: chain(wavs, lens), times=2)
+        self.synchronize()
+        return {"raised": error}
 
     def brain_fit_batch_syncs(self):
         """``fit_batch`` of both Brains under error mode (steps 3 and 4, after warm-up).
@@ -1324,6 +1342,22 @@ def _alive(pid):
     except OSError:
         return False
     return state != "Z"
+
+
+def _sync_error_of(run, times):
+    """Runs ``run()`` ``times`` times in sync-debug error mode; the first sync's error, else None."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(times):
+            run()
+    except RuntimeError as exc:
+        return {
+            "error": str(exc)[:1000],
+            "where": _project_frames(traceback.extract_tb(exc.__traceback__)),
+        }
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return None
 
 
 def _project_frames(frames):

@@ -153,6 +153,41 @@ def test_clar_step_has_no_host_read():
     )
 
 
+@pytest.mark.parametrize("prob", [0.5, 1.0])
+def test_clar_augmentations_read_nothing_back_from_the_device(monkeypatch, prob):
+    """The draws that set the work's shapes are made on the host, not read back.
+
+    On the CPU a host draw and a device read look alike to the detector, so
+    ``host_values`` (the one place that lists a draw made on the host) runs
+    with it paused; every other read still fails the test.
+    """
+    import craft_modules.augment.waveform as waveform
+
+    detector = HostReads()
+    host_values = waveform.host_values
+
+    def host_draw(draw):
+        with detector.pause():
+            return host_values(draw)
+
+    monkeypatch.setattr(waveform, "host_values", host_draw)
+    chain = waveform.AugmentationChain(
+        [
+            waveform.PitchShift(16000, max_semitones=2, prob=prob),
+            waveform.Fade(prob=prob),
+            waveform.WhiteNoise(prob=prob),
+            waveform.ColouredNoise(prob=prob),
+            waveform.TimeMask(prob=prob),
+            waveform.TimeShift(prob=prob),
+            waveform.TimeStretch(prob=prob),
+        ]
+    )
+    torch.manual_seed(3)
+    with detector:
+        out = chain(WAVS, LENS)
+    assert out.shape == WAVS.shape and not torch.equal(out, WAVS)
+
+
 def test_diverse_step_has_no_host_read():
     model = DiverseEmbeddingModel(
         3,

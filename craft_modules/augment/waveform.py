@@ -30,8 +30,10 @@ chain, its members and the CLAR view slot of the recipes' YAML files
 active in training and evaluation mode alike: the caller decides when to
 augment (CLAR augments both views of every training batch). Each module's
 ``prob`` is the probability that an item of the batch is transformed; the
-items it selects are drawn with
-:func:`craft_modules.augment.spectrogram.draw_item_mask`. The waveforms are
+items it selects are drawn on the host with
+:func:`craft_modules.augment.spectrogram.draw_item_mask` (see
+:func:`host_values`), so that augmenting a batch on a GPU reads nothing
+back from it. The waveforms are
 not checked here: the model checks its input once, at its forward
 (:func:`craft_modules.models.inputs.check_waveform_batch`); the
 augmentations' parameters are checked when they are built.
@@ -64,6 +66,37 @@ def _check_range(low, high, low_name, high_name):
 def _uniform(low, high, size, device):
     """Uniform draws in ``[low, high]`` (exactly ``low`` when they are equal)."""
     return low + (high - low) * torch.rand(size, device=device)
+
+
+def host_values(draw):
+    """The values of a random draw made on the host, as a list.
+
+    The augmentations draw on the host what decides the shapes of their work
+    (which items they transform, PitchShift's groups of equal shifts), with
+    the global CPU generator, so that no value is read back from the device:
+    on a GPU, reading a device draw (``bool(mask.any())``, ``nonzero``,
+    ``unique``) would wait for every queued kernel of the training step.
+
+    Example
+    -------
+    >>> host_values(torch.tensor([True, False]))
+    [True, False]
+    """
+    return draw.tolist()
+
+
+def device_index(items, device):
+    """Item indices (a list) as an int64 tensor on ``device``, copied without a sync.
+
+    Example
+    -------
+    >>> device_index([0, 2], "cpu")
+    tensor([0, 2])
+    """
+    index = torch.tensor(items, dtype=torch.long)
+    if torch.device(device).type == "cuda":
+        index = index.pin_memory()
+    return index.to(device, non_blocking=True)
 
 
 class _ItemwiseAugmentation(torch.nn.Module):
@@ -105,16 +138,18 @@ class _ItemwiseAugmentation(torch.nn.Module):
             The augmented batch (a new tensor), with the shape, dtype and
             device of ``wavs``; ``wavs`` itself when no item is selected.
         """
-        selected = draw_item_mask(wavs.shape[0], self.prob, wavs.device)
-        if self.prob == 0.0 or not bool(selected.any()):
+        # Drawn on the host: the number of selected items sets the work's shape.
+        selected = host_values(draw_item_mask(wavs.shape[0], self.prob))
+        items = [i for i, chosen in enumerate(selected) if chosen]
+        if self.prob == 0.0 or not items:
             return wavs
         work_dtype = wavs.dtype if wavs.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=wavs.device.type, enabled=False):
-            if bool(selected.all()):
+            if len(items) == len(selected):
                 return self._augment(wavs.to(work_dtype)).to(wavs.dtype)
-            out = wavs.clone()
-            out[selected] = self._augment(wavs[selected].to(work_dtype)).to(wavs.dtype)
-        return out
+            index = device_index(items, wavs.device)
+            changed = self._augment(wavs.index_select(0, index).to(work_dtype))
+            return wavs.index_copy(0, index, changed.to(wavs.dtype))
 
     def _augment(self, wavs):
         raise NotImplementedError
@@ -265,7 +300,11 @@ def time_stretch(wavs, rates, out_length, n_fft=512, hop_length=None):
             "STFT window of the phase vocoder"
         )
     hop_length = hop_length or n_fft // 4
-    rates = torch.as_tensor(rates, device=wavs.device, dtype=wavs.dtype)
+    if isinstance(rates, (int, float)):  # one rate, known on the host
+        if not rates > 0:
+            raise ValueError(f"stretch rates must be > 0, got {rates}")
+        rates = torch.full((batch,), float(rates), device=wavs.device, dtype=wavs.dtype)
+    rates = torch.as_tensor(rates).to(wavs.device, wavs.dtype)
     rates = rates.expand(batch) if rates.dim() == 0 else rates
     if inputs._values_checked_on_host(wavs):
         if bool((rates <= 0).any()):
@@ -399,21 +438,27 @@ class PitchShift(_ItemwiseAugmentation):
 
     def _augment(self, wavs):
         batch, samples = wavs.shape
-        grid = torch.randint(0, self.n_steps + 1, (batch,), device=wavs.device)
-        semitones = self.min_semitones + self.step * grid.to(wavs.dtype)
-        out = wavs.clone()
-        for value in torch.unique(semitones).tolist():
+        # The shifts are drawn on the host: items are grouped by shift.
+        grid = host_values(torch.randint(0, self.n_steps + 1, (batch,)))
+        groups = {}
+        for item, step in enumerate(grid):
+            groups.setdefault(self.min_semitones + self.step * step, []).append(item)
+        out = wavs
+        for value, items in sorted(groups.items()):
             if value == 0:
                 continue
-            items = torch.nonzero(semitones == value).flatten()
+            index = device_index(items, wavs.device)
             ratio = 2.0 ** (value / 12.0)
             long_length = max(1, round(samples * ratio))
             # Stretch to samples * ratio (pitch kept), then squeeze it back
             # into ``samples``: every frequency is multiplied by the ratio.
             stretched = time_stretch(
-                wavs[items], samples / long_length, long_length, self.n_fft
+                wavs.index_select(0, index),
+                samples / long_length,
+                long_length,
+                self.n_fft,
             )
-            out[items] = fft_resample(stretched, samples)
+            out = out.index_copy(0, index, fft_resample(stretched, samples))
         return out
 
     def extra_repr(self):
