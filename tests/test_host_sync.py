@@ -320,3 +320,14 @@ def test_time_stretch_reads_nothing_and_still_rejects_bad_rates_on_the_device():
     assert out.shape == WAVS.shape and not torch.equal(out, WAVS)
     with pytest.raises(RuntimeError, match="stretch rates must be > 0"):
         time_stretch(WAVS, torch.tensor([1.0, -1.0, 1.0]), WAVS.shape[1])
+
+
+def test_time_stretch_by_one_host_rate_makes_no_copy_and_checks_it_on_the_host():
+    from craft_modules.augment.waveform import time_stretch
+
+    with HostReads():  # torch.full, not a blocking as_tensor copy of the rate
+        out = time_stretch(WAVS, 1.25, WAVS.shape[1])
+    expected = time_stretch(WAVS, torch.full((3,), 1.25), WAVS.shape[1])
+    assert torch.allclose(out, expected)
+    with pytest.raises(ValueError, match="stretch rates must be > 0, got 0"):
+        time_stretch(WAVS, 0, WAVS.shape[1])

@@ -141,7 +141,7 @@ class _ItemwiseAugmentation(torch.nn.Module):
         # Drawn on the host: the number of selected items sets the work's shape.
         selected = host_values(draw_item_mask(wavs.shape[0], self.prob))
         items = [i for i, chosen in enumerate(selected) if chosen]
-        if self.prob == 0.0 or not items:
+        if not items:
             return wavs
         work_dtype = wavs.dtype if wavs.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=wavs.device.type, enabled=False):
@@ -300,17 +300,17 @@ def time_stretch(wavs, rates, out_length, n_fft=512, hop_length=None):
             "STFT window of the phase vocoder"
         )
     hop_length = hop_length or n_fft // 4
-    if isinstance(rates, (int, float)):  # one rate, known on the host
+    if isinstance(rates, (int, float)):  # one rate, checked on the host
         if not rates > 0:
             raise ValueError(f"stretch rates must be > 0, got {rates}")
         rates = torch.full((batch,), float(rates), device=wavs.device, dtype=wavs.dtype)
-    rates = torch.as_tensor(rates).to(wavs.device, wavs.dtype)
-    rates = rates.expand(batch) if rates.dim() == 0 else rates
-    if inputs._values_checked_on_host(wavs):
-        if bool((rates <= 0).any()):
-            raise ValueError(f"stretch rates must be > 0, got {rates.tolist()}")
-    else:  # reading the check on the host would be a sync in every training step
-        torch._assert_async((rates > 0).all(), "stretch rates must be > 0")
+    else:
+        rates = torch.as_tensor(rates).to(wavs.device, wavs.dtype).expand(batch)
+        if inputs._values_checked_on_host(wavs):
+            if bool((rates <= 0).any()):
+                raise ValueError(f"stretch rates must be > 0, got {rates.tolist()}")
+        else:  # reading the check on the host would be a sync in every training step
+            torch._assert_async((rates > 0).all(), "stretch rates must be > 0")
     window = _stft_window(n_fft, wavs.device, wavs.dtype)
     spec = torch.stft(
         wavs, n_fft, hop_length, window=window, center=True, return_complex=True

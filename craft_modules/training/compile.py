@@ -66,11 +66,9 @@ def compile_in_place(module, mode=None, backend=None):
             out = compiled(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - compile errors have many types
             logger.warning(
-                "torch.compile of %s failed at its first call (%s: %s); running it "
-                "eagerly",
+                "torch.compile of %s failed at its first call (%s); running it eagerly",
                 type(module).__name__,
-                type(err).__name__,
-                str(err).splitlines()[0] if str(err) else "",
+                _summary(err),
             )
             module._compiled_call_impl = None
             return module._call_impl(*args, **kwargs)
@@ -143,10 +141,9 @@ def run_with_eager_fallback(step, modules, before_retry=None):
         if not compiled:
             raise
         logger.warning(
-            "torch.compile failed in the first training step (%s: %s); %d compiled "
+            "torch.compile failed in the first training step (%s); %d compiled "
             "module(s) run eagerly from now on",
-            type(err).__name__,
-            str(err).splitlines()[0] if str(err) else "",
+            _summary(err),
             len(compiled),
         )
         for module in compiled:
@@ -154,3 +151,9 @@ def run_with_eager_fallback(step, modules, before_retry=None):
         if before_retry is not None:
             before_retry()
         return step()
+
+
+def _summary(err):
+    """``Type: first line`` of an error, for the one warning of a fallback."""
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
