@@ -28,7 +28,7 @@ import soundfile as sf
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from craft_modules.data.preparation import write_json_atomic
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.inference.tagger import AudioTagger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -54,6 +54,7 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.data_pipeline import provides, takes
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data import preparation
 from craft_modules.data.audio import AudioProbe, AudioReader
 from craft_modules.data.batching import SkipBadCollate
@@ -188,7 +189,7 @@ def time_preparation(rows, folder, flac_files):
 
     json_path = os.path.join(folder, "unbalanced_train.json")
     start = time.perf_counter()
-    prep.write_json_atomic(manifest, json_path)
+    write_json_atomic(manifest, json_path)
     times["write_json_s"] = time.perf_counter() - start
     n_written = len(manifest)
     del manifest

@@ -24,10 +24,8 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import json
 import math
 import os
-import uuid
 
 import numpy as np
 import torch
@@ -35,6 +33,7 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from craft_modules import distributed
+from craft_modules.atomic_files import atomic_write, write_json_atomic
 
 logger = get_logger(__name__)
 _warned_no_matplotlib = False
@@ -411,19 +410,8 @@ def save_predictions(path, ids, scores, targets):
             f"{len(ids)} ids for {scores.shape[0]} scores and "
             f"{targets.shape[0]} targets"
         )
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp_path, "xb") as fout:
-            np.savez_compressed(fout, ids=ids, scores=scores, targets=targets)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    with atomic_write(path, "wb") as fout:
+        np.savez_compressed(fout, ids=ids, scores=scores, targets=targets)
 
 
 def load_predictions(path):
@@ -577,8 +565,7 @@ def save_confusion_matrix(targets, predictions, labels, path_png):
     directory = os.path.dirname(os.path.abspath(path_png))
     os.makedirs(directory, exist_ok=True)
     stem = os.path.splitext(path_png)[0]
-    with open(stem + ".json", "w", encoding="utf-8") as handle:
-        json.dump({"labels": labels, "matrix": matrix}, handle, indent=1)
+    write_json_atomic({"labels": labels, "matrix": matrix}, stem + ".json", indent=1)
     try:
         import matplotlib
     except ImportError:

@@ -26,11 +26,11 @@ Authors
 
 import functools
 import math
-import os
-import uuid
 
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
+
+from craft_modules.atomic_files import atomic_write
 
 logger = get_logger(__name__)
 _warned_no_matplotlib = False
@@ -78,16 +78,8 @@ def save_figure(fig, path):
     >>> path.read_bytes()[:4], sorted(p.name for p in path.parent.iterdir())
     (b'\\x89PNG', ['x.png'])
     """
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, "wb") as fout:
+        fig.savefig(fout, format="png", dpi=100)
 
 
 def _finite(value):

@@ -173,7 +173,8 @@ def test_esc50_preparation_reads_through_the_decoder(tmp_path, fake_decoder):
 
 
 def test_preparation_is_redone_when_a_decoder_appears(tmp_path, monkeypatch):
-    from craft_modules.data.preparation import mark_prepared, write_json_atomic
+    from craft_modules.atomic_files import write_json_atomic
+    from craft_modules.data.preparation import mark_prepared
 
     out, marker = str(tmp_path / "m.json"), str(tmp_path / "opts.json")
     write_json_atomic({}, out)

@@ -232,8 +232,7 @@ def test_a_failed_write_keeps_the_previous_figure(tmp_path):
     fig = Figure(figsize=(3, 3))
 
     def killed(target, **kwargs):
-        with open(target, "wb") as fout:
-            fout.write(b"\x89PNG half")
+        target.write(b"\x89PNG half")
         raise KeyboardInterrupt
 
     fig.savefig = killed

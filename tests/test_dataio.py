@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import (
     AudioLoadError,
     audio_pipeline,
@@ -30,7 +31,6 @@ from craft_modules.data.preparation import (
     clear_prepared,
     is_prepared,
     mark_prepared,
-    write_json_atomic,
 )
 
 

@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import load_audio
 from craft_modules.data.class_folders import prepare_class_folders
 from craft_modules.data.folds import assign_folds
 from craft_modules.data.labels import checked_labels
 from craft_modules.data.norm_stats import cached_norm_stats, manifest_norm_stats
-from craft_modules.data.preparation import write_json_atomic
 from craft_modules.features.fbank import KaldiFbank, compute_norm_stats
 from craft_modules.testing.synth import make_formant_folders
 from craft_modules.training.experiment import (

@@ -15,7 +15,14 @@ ROLES = {
     "inference",
     "testing",
 }
-TOP_LEVEL = {"__init__.py", "losses.py", "metrics.py", "distributed.py", "plots.py"}
+TOP_LEVEL = {
+    "__init__.py",
+    "losses.py",
+    "metrics.py",
+    "distributed.py",
+    "plots.py",
+    "atomic_files.py",
+}
 
 
 def imported_modules(path):
@@ -30,7 +37,7 @@ def imported_modules(path):
     return names
 
 
-def test_the_package_holds_role_folders_and_four_top_level_modules():
+def test_the_package_holds_role_folders_and_five_top_level_modules():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name[0] != "_"}
     files = {p.name for p in PACKAGE.glob("*.py")}
     assert folders == ROLES

@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import audio_pipeline
 from craft_modules.data.datasets import audio_dataset
 from craft_modules.data.labels import multi_hot_pipeline, one_hot_pipeline
@@ -26,7 +27,7 @@ from craft_modules.data.manifest import (
     StringArray,
     StringListArray,
 )
-from craft_modules.data.preparation import manifest_audio_path, write_json_atomic
+from craft_modules.data.preparation import manifest_audio_path
 from craft_modules.data.samplers import balanced_sampler, label_balancing_weights
 
 MIDS = [f"/m/{i:03d}" for i in range(7)]

@@ -34,7 +34,7 @@ def load_label_list(path):
 
     Example
     -------
-    >>> from craft_modules.data.preparation import write_json_atomic
+    >>> from craft_modules.atomic_files import write_json_atomic
     >>> path = str(getfixture("tmp_path") / "labels.json")
     >>> write_json_atomic([{"index": 0, "mid": "/m/0a", "display_name": "A"}], path)
     >>> load_label_list(path)[0]["mid"]
@@ -62,7 +62,7 @@ def checked_labels(label_file, n_classes):
 
     Example
     -------
-    >>> from craft_modules.data.preparation import write_json_atomic
+    >>> from craft_modules.atomic_files import write_json_atomic
     >>> path = str(getfixture("tmp_path") / "labels.json")
     >>> write_json_atomic(["dog", "rain"], path)
     >>> checked_labels(path, 2)
@@ -141,7 +141,7 @@ def multi_hot_pipeline(label_file, input_key="labels", output_key="targets"):
 
     Example
     -------
-    >>> from craft_modules.data.preparation import write_json_atomic
+    >>> from craft_modules.atomic_files import write_json_atomic
     >>> path = str(getfixture("tmp_path") / "labels.json")
     >>> write_json_atomic(
     ...     [{"index": i, "mid": m, "display_name": m} for i, m in enumerate("xyz")],

@@ -24,8 +24,8 @@ import random
 import torch
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import AudioLoadError, load_audio
-from craft_modules.data.preparation import write_json_atomic
 from craft_modules.features.fbank import KaldiFbank, compute_norm_stats
 
 logger = get_logger(__name__)

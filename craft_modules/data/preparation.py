@@ -1,7 +1,6 @@
 """Helpers the data preparation scripts share.
 
-Manifest paths (:func:`manifest_audio_path`), atomic JSON writes
-(:func:`write_json_atomic`), progress lines (:func:`log_progress`), the
+Manifest paths (:func:`manifest_audio_path`), progress lines (:func:`log_progress`), the
 summary of what was kept and skipped (:class:`PreparationSummary`) and the
 "already prepared" markers (:func:`is_prepared` / :func:`mark_prepared` /
 :func:`clear_prepared`).
@@ -13,12 +12,12 @@ Authors
 import json
 import os
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import AudioLoadError, probe_audio
 
 logger = get_logger(__name__)
@@ -47,45 +46,6 @@ def manifest_audio_path(path):
     '/data/clip{{1}}.wav'
     """
     return os.path.abspath(path).replace("{", "{{").replace("}", "}}")
-
-
-def write_json_atomic(data, path, indent=2):
-    """Writes `data` as JSON so that `path` is never left half-written.
-
-    The JSON goes to a temporary file in the same folder, which then replaces
-    `path` in one `os.replace` call.
-
-    Arguments
-    ---------
-    data : object
-        JSON-serialisable data.
-    path : str
-        Destination file; its folder is created if needed.
-    indent : int
-        JSON indentation.
-
-    Example
-    -------
-    >>> folder = getfixture("tmp_path")
-    >>> write_json_atomic({"a": 1}, str(folder / "sub" / "m.json"))
-    >>> sorted(os.listdir(folder / "sub"))
-    ['m.json']
-    """
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp_path, "x", encoding="utf-8") as fout:
-            json.dump(data, fout, indent=indent, ensure_ascii=False)
-            fout.write("\n")
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 #: Seconds between two progress lines of :func:`log_progress`.

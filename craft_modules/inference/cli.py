@@ -47,7 +47,7 @@ import sys
 import numpy as np
 import torch
 
-from craft_modules.data.preparation import write_json_atomic
+from craft_modules.atomic_files import write_json_atomic
 
 #: A progress bar is shown for more files than this.
 PROGRESS_MIN_FILES = 3

@@ -42,8 +42,8 @@ from speechbrain.utils.run_opts import RunOptions
 from speechbrain.utils.train_logger import TrainLogger
 
 from craft_modules import distributed
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.augment.spectrogram import mixup
-from craft_modules.data.preparation import write_json_atomic
 from craft_modules.data.samplers import ShareBatchSampler
 from craft_modules.metrics import PredictionCollector, accuracy, multilabel_metrics
 from craft_modules.plots import plot_epoch_curves, plot_step_curves

@@ -20,6 +20,8 @@ import os
 
 from speechbrain.dataio.dataloader import make_dataloader
 
+from craft_modules.atomic_files import write_json_atomic
+
 #: The line of a dry run's summary on stdout starts with this.
 MARKER = "DRY RUN "
 
@@ -113,9 +115,6 @@ def report_dry_run(hparams, train_set, loader_options):
     options = dict(loader_options, drop_last=False)
     batch = next(iter(make_dataloader(train_set, **options)))
     summary = dry_run_summary(hparams, batch)
-    os.makedirs(hparams["output_folder"], exist_ok=True)
-    path = os.path.join(hparams["output_folder"], "dry_run.json")
-    with open(path, "w", encoding="utf-8") as fout:
-        json.dump(summary, fout, indent=2)
+    write_json_atomic(summary, os.path.join(hparams["output_folder"], "dry_run.json"))
     print(MARKER + json.dumps(summary), flush=True)
     return summary

@@ -16,7 +16,7 @@ import os
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
-from craft_modules.data.preparation import write_json_atomic
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.metrics import per_class_average_precision, save_predictions
 from craft_modules.plots import plot_per_class_ap
 from craft_modules.weights.run_folder import label_names

@@ -18,6 +18,8 @@ import os
 
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.atomic_files import atomic_write
+
 logger = get_logger(__name__)
 
 #: The file name of the step records in a run folder.
@@ -131,15 +133,9 @@ class StepLog:
 
     def _rewrite(self, records):
         """Replaces the file by ``records`` in one ``os.replace`` call."""
-        folder, name = os.path.split(os.path.abspath(self.path))
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-        os.makedirs(folder, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fout:
+        with atomic_write(self.path) as fout:
             for record in records:
                 fout.write(json.dumps(record) + "\n")
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, self.path)
 
     def append(self, record):
         """Adds one record (a dict with an int ``step``) and writes it as one line.

@@ -88,7 +88,7 @@ NAMES = {
     "craft_modules.dataio.manifest_audio_path": "craft_modules.data.preparation.manifest_audio_path",
     "craft_modules.dataio.mark_prepared": "craft_modules.data.preparation.mark_prepared",
     "craft_modules.dataio.multi_hot_pipeline": "craft_modules.data.labels.multi_hot_pipeline",
-    "craft_modules.dataio.write_json_atomic": "craft_modules.data.preparation.write_json_atomic",
+    "craft_modules.dataio.write_json_atomic": "craft_modules.atomic_files.write_json_atomic",
 }
 
 _OLD = "|".join(sorted(MODULES, key=len, reverse=True))

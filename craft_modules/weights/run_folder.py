@@ -30,13 +30,13 @@ Authors
 import io
 import json
 import os
-import tempfile
 
 import ruamel.yaml
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.atomic_files import write_text_atomic
 from craft_modules.weights.legacy_paths import upgrade_paths
 from craft_modules.weights.transfer import strip_module_prefix
 
@@ -248,20 +248,6 @@ def model_entry(hyperparams_text):
     return out.getvalue()
 
 
-def _write_atomic(text, path):
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".inference.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as fout:
-            fout.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_inference_yaml(
     run_folder,
     save_folder,
@@ -343,7 +329,7 @@ def write_inference_yaml(
         ]
     )
     path = os.path.join(run_folder, INFERENCE_YAML)
-    _write_atomic(text, path)
+    write_text_atomic(text, path)
     return path
 
 

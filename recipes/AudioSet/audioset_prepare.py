@@ -29,6 +29,7 @@ from collections import namedtuple
 
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import (
     AUDIO_EXTENSIONS,
     SKIP_REASONS,
@@ -42,7 +43,6 @@ from craft_modules.data.preparation import (
     manifest_audio_path,
     mark_prepared,
     probe_all,
-    write_json_atomic,
 )
 
 logger = get_logger(__name__)

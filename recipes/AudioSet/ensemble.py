@@ -41,7 +41,7 @@ import sys
 
 import numpy as np
 
-from craft_modules.data.preparation import write_json_atomic
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.metrics import load_predictions, multilabel_metrics
 
 PREDICTIONS_FILE = "eval_predictions.npz"

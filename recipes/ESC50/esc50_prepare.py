@@ -21,6 +21,7 @@ import os
 
 from speechbrain.utils.logger import get_logger
 
+from craft_modules.atomic_files import write_json_atomic
 from craft_modules.data.audio import (
     SKIP_REASONS,
     AudioLoadError,
@@ -33,7 +34,6 @@ from craft_modules.data.preparation import (
     is_prepared,
     manifest_audio_path,
     mark_prepared,
-    write_json_atomic,
 )
 
 logger = get_logger(__name__)
