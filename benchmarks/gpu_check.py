@@ -13,14 +13,16 @@ a. ``recipe_pretrain_kill_resume``: ``torchrun --nproc_per_node=1`` (NCCL on
 b. ``recipe_finetune_swab``: SWaB fine-tuning (``recipes/AudioSet/train.py
    hparams/finetune_craft.yaml``) from that run's save folder writes
    ``results.json`` with mAP;
-c. ``sync_debug`` (CUDA only): a few PSWaCL and SWaB training steps
-   (forward, backward, Adam) after warm-up under
+c. ``sync_debug``: a few PSWaCL, SWaB and diverse-embedding (four
+   streams) training steps (forward, backward, Adam) after warm-up under
    ``torch.cuda.set_sync_debug_mode("error")``; every host-device sync is
    also listed with its source line (one step in ``"warn"`` mode); then
-   ``fit_batch`` of ``PretrainBrain`` (PSWaCL) and of ``ClassifierBrain``
-   (SWaB with SpecAugment and mixup), precision ``auto``, two steps each in
-   error mode after two warm-up steps; and CLAR's waveform augmentations
-   (all six, prob 0.5) on a batch, twice in error mode;
+   ``fit_batch`` of ``PretrainBrain`` (PSWaCL), ``ClassifierBrain`` (SWaB
+   with SpecAugment and mixup) and ``ClarBrain`` (two views through CLAR's
+   augmentations), precision ``auto``, two steps each in error mode after
+   two warm-up steps; and CLAR's waveform augmentations (all seven, prob
+   0.5) on a batch, twice in error mode. On the CPU the same code runs
+   (smaller models, one step each) and reports that no sync was watched;
 f. ``nccl_collectives`` (CUDA only): this process joins a world-size-1 NCCL
    group and every helper of ``craft_modules.distributed`` takes its
    multi-process path (with one process they skip their collectives, so the
@@ -49,9 +51,10 @@ Markdown table is also printed), after every check, so that a run stopped
 early keeps what it measured; the recipes' console logs go to
 ``<output-folder>/logs``. The exit status is 1 when any check failed.
 ``--device cpu --quick`` is the CI path (under 30 s on 2 cores): tiny model,
-short clips, one or two steps, checks a/b/c and compilation skipped with a
+short clips, one or two steps, checks a/b and compilation skipped with a
 note. ``--device cpu`` without ``--quick`` runs the recipe checks with gloo
-(depth-1 tiny model, 1 s clips) and compiles on CPU.
+(depth-1 tiny model, 1 s clips; about a minute for a and b, which the test
+suite runs) and compiles on CPU.
 
 Usage:
     python benchmarks/gpu_check.py --output-folder gpu_check_results
@@ -288,6 +291,8 @@ class GpuCheck:
         self.args = args
         self.device = torch.device(args.device)
         self.cuda = self.device.type == "cuda"
+        if self.cuda and self.device.index is None:  # torch.cuda.set_device needs one
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.output = Path(args.output_folder).resolve()
         self.logs = self.output / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -449,7 +454,9 @@ class GpuCheck:
         env["PYTHONUNBUFFERED"] = "1"  # a killed run keeps its log tail
         if self.cuda and self.device.index is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(self.device.index)
-        if not self.cuda:
+        if self.cuda:  # one node: NCCL's bootstrap needs no network interface
+            env.setdefault("NCCL_SOCKET_IFNAME", "lo")
+        else:
             env.setdefault("OMP_NUM_THREADS", "1")
         return env
 
@@ -520,10 +527,14 @@ class GpuCheck:
         return proc.returncode, time.monotonic() - start
 
     def _timeout(self):
-        return max(
-            30.0,
-            min(self.args.recipe_timeout, self.args.budget_seconds - self.elapsed()),
-        )
+        """Seconds a recipe run may take: ``--recipe-timeout``, never past the budget."""
+        left = self.args.budget_seconds - self.elapsed()
+        if left <= 1.0:
+            raise CheckFailed(
+                f"the time budget of {self.args.budget_seconds:g} s ran out "
+                "during the check (--budget-seconds)"
+            )
+        return min(self.args.recipe_timeout, left)
 
     def check_pretrain_kill_resume(self):
         """(a) torchrun pretraining: validation + checkpoint, SIGKILL, resume, finish."""
@@ -543,6 +554,7 @@ class GpuCheck:
             "--batch_size=4",
             f"--number_of_epochs={self.args.recipe_passes}",
             "--epoch_iter=1",  # one validation + checkpoint per optimizer step
+            "--train_splits=[balanced_train]",  # the generated data has no unbalanced set
             f"--mask_patch={mask_patch_for(frames)}",
             "--warmup_steps=2",
         )
@@ -706,18 +718,27 @@ class GpuCheck:
         seconds = self.args.clip_seconds or (1.0 if self.args.quick else 10.0)
         return int(seconds * SAMPLE_RATE)
 
-    def build_model(self, kind, model_size):
-        """A CRAFT model as the recipes build it: PSWaCL pretrainer or SWaB classifier."""
+    def build_model(self, kind, model_size, depth=None):
+        """A model as the recipes build it: PSWaCL pretrainer, SWaB or diverse classifier.
+
+        ``diverse`` is the diverse-embedding model with its four streams
+        (``model_size`` does not apply to it). ``depth`` overrides the
+        number of blocks (``None``: the preset's).
+        """
         from craft_modules.augment.spectrogram import SpecAugment
         from craft_modules.models.craft import CraftClassifier, CraftPretrainer
+        from craft_modules.models.diverse import DiverseEmbeddingModel
         from craft_modules.training.experiment import frames_for_duration
 
         frames = frames_for_duration(self.clip_samples() / SAMPLE_RATE)
         torch.manual_seed(0)
-        if kind == "pswacl":
+        if kind == "diverse":
+            model = DiverseEmbeddingModel(527, depth=depth or 6)
+        elif kind == "pswacl":
             model = CraftPretrainer(
                 method="pswacl",
                 model_size=model_size,
+                depth=depth,
                 target_frames=frames,
                 norm_stats="audioset",
                 mask_patch=mask_patch_for(frames),
@@ -727,6 +748,8 @@ class GpuCheck:
                 527,
                 fusion="swab",
                 model_size=model_size,
+                depth=depth,
+                **({} if depth is None else {"fusion_layer": depth // 2}),
                 target_frames=frames,
                 norm_stats="audioset",
                 spec_augment=SpecAugment(freqm=48, timem=min(192, frames // 4)),
@@ -790,32 +813,40 @@ class GpuCheck:
             torch.cuda.synchronize(self.device)
 
     def check_sync_debug(self):
-        """(c) Host-device syncs in PSWaCL and SWaB training steps (CUDA only)."""
-        if not self.cuda:
-            raise CheckSkipped(
-                "CUDA only: torch.cuda.set_sync_debug_mode has nothing to watch on CPU "
-                "(a CPU sync detector is separate)"
-            )
-        per_model = {}
-        for kind, batch in (("pswacl", 4), ("swab", 4)):
+        """(c) Host-device syncs in the training steps and ``fit_batch``.
+
+        On CUDA every step runs under ``torch.cuda.set_sync_debug_mode("error")``.
+        On the CPU there is nothing to watch: the same steps run, so that the
+        check's code cannot rot, and the result says the syncs were not
+        watched (the test suite's CPU detector covers the host reads).
+        """
+        per_model = {"syncs_watched": self.cuda}
+        # On the CPU the steps only need to run: one of each, two blocks deep.
+        warmup, watched = (2, 2) if self.cuda else (1, 1)
+        depth = None if self.cuda else 2
+        batch = 4 if self.cuda else 2
+        for kind in ("pswacl", "swab", "diverse"):
             self.say(
-                f"    {kind} (tiny, batch {batch}): 2 warm-up steps, then sync-debug steps"
+                f"    {kind} (tiny, batch {batch}): {warmup} warm-up step(s), "
+                "then sync-debug steps"
             )
-            model = self.build_model(kind, "tiny")
+            model = self.build_model(kind, "tiny", depth)
             step, _ = self.training_step(model, kind, batch)
-            for _ in range(2):
+            for _ in range(warmup):
                 step()
             self.synchronize()
-            sites = sync_sites(step)
+            sites = sync_sites(step) if self.cuda else []
             self.synchronize()
-            error = _sync_error_of(step, times=2)
+            error = _sync_error_of(step, times=watched)
             self.synchronize()
             per_model[kind] = {"raised": error, "sync_sites_warn_mode": sites}
             del model, step
             self._release_memory()
         per_model["brain_fit_batch"] = self.brain_fit_batch_syncs()
         per_model["clar_augmentations"] = self.clar_augmentation_syncs()
-        raised = [k for k, v in per_model.items() if v["raised"]]
+        raised = [
+            k for k, v in per_model.items() if isinstance(v, dict) and v["raised"]
+        ]
         if raised:
             first = per_model[raised[0]]["raised"]
             where = first["where"][-1] if first["where"] else "?"
@@ -824,16 +855,22 @@ class GpuCheck:
                 f"{first['error'][:200]}",
                 **per_model,
             )
+        ran = (
+            "PSWaCL, SWaB and diverse-embedding steps, the three Brains' fit_batch "
+            "and CLAR's augmentations"
+        )
+        if not self.cuda:
+            return f"CPU: {ran} ran; syncs are watched on CUDA only", per_model
         return (
-            "no host-device sync in PSWaCL or SWaB steps, or CLAR's augmentations",
+            f"no host-device sync in the {ran}",
             per_model,
         )
 
-    def clar_augmentation_syncs(self):
-        """CLAR's six augmentations (prob 0.5) on a batch, twice, under error mode."""
+    def clar_chain(self):
+        """CLAR's augmentations, each with prob 0.5, in one chain (on the CPU)."""
         from craft_modules.augment import waveform
 
-        chain = waveform.AugmentationChain(
+        return waveform.AugmentationChain(
             [
                 waveform.PitchShift(16000, prob=0.5),
                 waveform.Fade(prob=0.5),
@@ -844,6 +881,10 @@ class GpuCheck:
                 waveform.TimeStretch(prob=0.5),
             ]
         )
+
+    def clar_augmentation_syncs(self):
+        """CLAR's augmentations (prob 0.5) on a batch, twice, under error mode."""
+        chain = self.clar_chain().to(self.device)  # as ClarBrain.on_fit_start puts it
         wavs = torch.randn(4, self.clip_samples(), device=self.device) * 0.1
         lens = torch.ones(4, device=self.device)
         for _ in range(2):
@@ -854,27 +895,33 @@ class GpuCheck:
         return {"raised": error}
 
     def brain_fit_batch_syncs(self):
-        """``fit_batch`` of both Brains under error mode (steps 3 and 4, after warm-up).
+        """``fit_batch`` of the three Brains under error mode (steps 3 and 4, after warm-up).
 
-        ``PretrainBrain`` (PSWaCL: loss weighting, running averages, Adam) and
+        ``PretrainBrain`` (PSWaCL: loss weighting, running averages, Adam),
         ``ClassifierBrain`` (SWaB with SpecAugment and waveform mixup, as
-        fine-tuning trains), precision ``auto``.
+        fine-tuning trains) and ``ClarBrain`` (CLAR: two views augmented by
+        CLAR's seven augmentations, NT-Xent and cross-entropy), precision
+        ``auto``.
         """
         from speechbrain.utils.train_logger import FileTrainLogger
 
+        from craft_modules.models.clar import ClarModel
         from craft_modules.training.brains import ClassifierBrain, PretrainBrain
+        from craft_modules.training.clar_brain import ClarBrain
         from craft_modules.training.schedulers import (
             EpochDecayScheduler,
             WarmupPlateauScheduler,
         )
 
         samples = self.clip_samples()
-        wavs = torch.randn(4, samples, device=self.device) * 0.1
-        lens = torch.ones(4, device=self.device)
+        # On the CPU the steps only need to run: small batches, two blocks deep.
+        batch, depth = (4, None) if self.cuda else (2, 2)
+        wavs = torch.randn(batch, samples, device=self.device) * 0.1
+        lens = torch.ones(batch, device=self.device)
         logger = FileTrainLogger(os.devnull)
         results = {}
         pretrain = PretrainBrain(
-            modules={"model": self.build_model("pswacl", "tiny")},
+            modules={"model": self.build_model("pswacl", "tiny", depth)},
             opt_class=lambda params: torch.optim.Adam(params, lr=1e-4),
             hparams={
                 "lr_scheduler": WarmupPlateauScheduler(1e-4, warmup_steps=10),
@@ -887,7 +934,7 @@ class GpuCheck:
         results["pretrain"] = self._fit_batches(pretrain, _WaveformBatch(wavs, lens))
         del pretrain
         classifier = ClassifierBrain(
-            modules={"model": self.build_model("swab", "tiny")},
+            modules={"model": self.build_model("swab", "tiny", depth)},
             opt_class=lambda params: torch.optim.Adam(params, lr=1e-4),
             hparams={
                 "loss": "bce",
@@ -900,18 +947,47 @@ class GpuCheck:
             },
             run_opts={"device": str(self.device)},
         )
-        targets = (torch.rand(4, 527, device=self.device) > 0.99).float()
+        targets = (torch.rand(batch, 527, device=self.device) > 0.99).float()
         results["finetune"] = self._fit_batches(
             classifier, _WaveformBatch(wavs, lens, targets)
         )
         del classifier
+        widths = [64, 128, 256, 512] if self.cuda else [8, 16, 32, 64]
+        clar = ClarBrain(
+            modules={"model": ClarModel("spectrogram", n_classes=4, widths=widths)},
+            opt_class=lambda params: torch.optim.Adam(params, lr=1e-3),
+            hparams={
+                "augmentation": self.clar_chain(),
+                "clar_mode": "clar",
+                "temperature": 0.5,
+                "label_fraction": 1.0,
+                "seed": 1,
+                "loss": "ce",
+                "metric": "accuracy",
+                "lr_schedule": EpochDecayScheduler(1e-3, start=5, step=1, decay=0.5),
+                "train_logger": logger,
+                "precision": "auto",
+            },
+            run_opts={"device": str(self.device)},
+        )
+        clar_targets = torch.eye(4)[torch.arange(batch) % 4].to(self.device)
+        clar_batch = _WaveformBatch(wavs, lens, clar_targets)
+        clar.labelled_ids = set(clar_batch.id)
+        results["clar"] = self._fit_batches(clar, clar_batch)
+        del clar
         self._release_memory()
         raised = {k: v for k, v in results.items() if v}
         first = next(iter(raised.values()), None)
         return {"raised": first, "per_brain": results, "precision": "auto"}
 
     def _fit_batches(self, brain, batch, steps=4, checked_from=3):
-        """Runs ``fit_batch`` ``steps`` times, in sync-debug error mode from ``checked_from``."""
+        """Runs ``fit_batch`` ``steps`` times, in sync-debug error mode from ``checked_from``.
+
+        On the CPU, where no sync is watched, two steps run (the second as if
+        watched).
+        """
+        if not self.cuda:
+            steps, checked_from = 2, 2
         brain.on_fit_start()
         brain.on_stage_start(sb_stage_train(), 1)
         brain.modules.train()
@@ -920,7 +996,7 @@ class GpuCheck:
             brain.step = step
             if step >= checked_from:
                 self.synchronize()
-                torch.cuda.set_sync_debug_mode("error")
+                _set_sync_debug_mode("error")
             try:
                 loss = brain.fit_batch(batch)
                 brain.update_average(loss, 0.0)
@@ -931,7 +1007,7 @@ class GpuCheck:
                 }
                 break
             finally:
-                torch.cuda.set_sync_debug_mode(0)
+                _set_sync_debug_mode(0)
         self.synchronize()
         return error
 
@@ -956,6 +1032,7 @@ class GpuCheck:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         torch.cuda.set_device(self.device)
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
         dist.init_process_group(
             "nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
         )
@@ -1301,11 +1378,11 @@ def sync_sites(step):
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = record
-        torch.cuda.set_sync_debug_mode("warn")
+        _set_sync_debug_mode("warn")
         try:
             step()
         finally:
-            torch.cuda.set_sync_debug_mode(0)
+            _set_sync_debug_mode(0)
     return [{"where": k, **v} for k, v in sites.items()]
 
 
@@ -1346,7 +1423,7 @@ def _alive(pid):
 
 def _sync_error_of(run, times):
     """Runs ``run()`` ``times`` times in sync-debug error mode; the first sync's error, else None."""
-    torch.cuda.set_sync_debug_mode("error")
+    _set_sync_debug_mode("error")
     try:
         for _ in range(times):
             run()
@@ -1356,8 +1433,14 @@ def _sync_error_of(run, times):
             "where": _project_frames(traceback.extract_tb(exc.__traceback__)),
         }
     finally:
-        torch.cuda.set_sync_debug_mode(0)
+        _set_sync_debug_mode(0)
     return None
+
+
+def _set_sync_debug_mode(mode):
+    """``torch.cuda.set_sync_debug_mode``, a no-op where there is no GPU to watch."""
+    if torch.cuda.is_available():
+        torch.cuda.set_sync_debug_mode(mode)
 
 
 def _project_frames(frames):

@@ -523,3 +523,28 @@ def test_clar_brain_training_step_draws_two_views_with_the_batch_lengths():
     assert torch.isfinite(losses["loss"])
     assert len(augmentation.seen) == 2
     assert all(torch.equal(seen_lens, lens) for _, seen_lens in augmentation.seen)
+
+
+def test_clar_brain_puts_the_augmentation_on_its_device():
+    # The augmentation is not one of the Brain's modules: without the move its
+    # buffers stay on the CPU and are copied to the GPU, blocking, every step.
+    from craft_modules.augment.waveform import AugmentationChain, ColouredNoise, Fade
+
+    chain = AugmentationChain([Fade(prob=1.0), ColouredNoise(prob=1.0)])
+    moved = []
+
+    def record(module):
+        original = module._apply
+
+        def _apply(fn, *args, **kwargs):
+            moved.append(fn(torch.zeros(1)).device)
+            return original(fn, *args, **kwargs)
+
+        module._apply = _apply
+
+    record(chain)
+    brain = _clar_brain(chain)
+    brain.on_fit_start()
+    assert moved and all(device == torch.device(brain.device) for device in moved)
+    assert {b.device for b in chain.buffers()} == {torch.device(brain.device)}
+    _clar_brain(None).on_fit_start()  # no augmentation: nothing to move

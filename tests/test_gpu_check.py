@@ -1,7 +1,6 @@
 """benchmarks/gpu_check.py: its CPU path, FLOP counts, process-tree kill and sync listing."""
 
 import doctest
-import importlib.util
 import json
 import os
 import subprocess
@@ -29,11 +28,8 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gpu_check(load_script):
+    return load_script("benchmarks/gpu_check.py")
 
 
 def test_quick_cpu_run_reports_every_check(tmp_path):
@@ -65,10 +61,21 @@ def test_quick_cpu_run_reports_every_check(tmp_path):
     assert all(c["status"] in ("pass", "fail", "skipped") for c in checks.values())
     assert all(c["seconds"] >= 0 and c["summary"] for c in checks.values())
     # What does not run on CPU in quick mode says why.
-    for name in CHECKS[:4] + CHECKS[6:]:
+    for name in CHECKS[:2] + CHECKS[3:4] + CHECKS[6:]:
         assert checks[name]["status"] == "skipped", checks[name]
-    assert "CUDA only" in checks["sync_debug"]["summary"]
     assert "NCCL needs CUDA" in checks["nccl_collectives"]["summary"]
+    # The sync check's steps run on the CPU too (so its code cannot rot),
+    # saying that nothing was watched.
+    sync = checks["sync_debug"]
+    assert sync["status"] == "pass", sync
+    assert "watched on CUDA only" in sync["summary"]
+    details = sync["details"]
+    assert details["syncs_watched"] is False
+    for kind in ("pswacl", "swab", "diverse", "clar_augmentations"):
+        assert details[kind]["raised"] is None, details[kind]
+    brains = details["brain_fit_batch"]["per_brain"]
+    assert sorted(brains) == ["clar", "finetune", "pretrain"]
+    assert all(error is None for error in brains.values()), brains
     for name in ("base_pswacl_eager", "base_swab_eager"):
         check = checks[name]
         assert check["status"] == "pass", check
@@ -86,9 +93,52 @@ def test_quick_cpu_run_reports_every_check(tmp_path):
     assert report["failed"] == [] and report["environment"]["device"] == "cpu"
     table = (tmp_path / "gpu_check.md").read_text()
     assert all(f"| {name} |" in table for name in CHECKS)
-    assert "2 passed, 0 failed, 7 skipped" in table
+    assert "3 passed, 0 failed, 6 skipped" in table
     assert "(d) base_swab_eager: running" in proc.stdout  # progress as it goes
     assert table.strip() in proc.stdout
+
+
+def test_recipe_checks_kill_resume_and_fine_tune_on_cpu(tmp_path):
+    """Checks a and b end to end with gloo: their code runs before any GPU does."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--device",
+            "cpu",
+            "--checks",
+            "a,b",
+            "--recipe-passes",
+            "2",
+            "--output-folder",
+            str(tmp_path / "out"),
+            "--work-folder",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}",
+            "OMP_NUM_THREADS": "1",
+        },
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    checks = {c["name"]: c for c in report["checks"]}
+    pretrain = checks["recipe_pretrain_kill_resume"]
+    assert pretrain["status"] == "pass", pretrain
+    details = pretrain["details"]
+    assert details["first_run_returncode"] == -9  # killed after a checkpoint
+    assert details["killed_after_checkpoints"] and details["resumed_run_returncode"] == 0
+    # The resumed run went on from the checkpoint to the last epoch.
+    assert details["epochs_logged"][-1] > max(details["epochs_before_kill"])
+    finetune = checks["recipe_finetune_swab"]
+    assert finetune["status"] == "pass", finetune
+    assert 0.0 <= finetune["details"]["mAP"] <= 1.0
+    assert finetune["details"]["weight_averaged"] is True
 
 
 def _run_script(*args):
@@ -158,6 +208,7 @@ def test_sync_sites_lists_each_synchronizing_call_once_with_its_count(
     """The warn-mode listing, with the CUDA switch stubbed (no GPU needed)."""
     modes = []
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
     def synchronizing_call():
         warnings.warn(

@@ -191,7 +191,7 @@ def test_clar_augmentations_read_nothing_back_from_the_device(monkeypatch, prob)
 def test_diverse_step_has_no_host_read():
     model = DiverseEmbeddingModel(
         3,
-        streams=["timbre", "waveform"],
+        streams=["pitch", "timbre", "waveform", "neuralogram"],
         embed_dim=8,
         depth=1,
         num_heads=2,

@@ -17,6 +17,8 @@ from craft_modules.augment.waveform import (
     coloured_noise,
     draw_item_mask,
     fft_resample,
+    inverse_stft,
+    time_stretch,
 )
 
 SR = 16000
@@ -207,6 +209,47 @@ def test_time_stretch_changes_the_duration():
     assert slow[0, last_quarter].pow(2).mean() > 0.3  # tone now lasts the clip
     assert fast[0, SR // 4 + 600 :].abs().max() < 0.05  # tone over after 1/4
     assert fast[0, : SR // 4 - 600].pow(2).mean() > 0.3
+
+
+@pytest.mark.parametrize(
+    "n_fft, hop, length, dtype",
+    [
+        (512, 128, 4000, torch.float32),  # time_stretch's default (hop divides)
+        (400, 160, 16000, torch.float32),  # hop does not divide: the fold path
+        (512, 256, 3000, torch.float64),
+        (512, 128, 6000, torch.float32),  # longer than the frames: zero-padded
+    ],
+)
+@pytest.mark.filterwarnings("ignore:The length of signal is shorter")
+def test_inverse_stft_equals_torch_istft(n_fft, hop, length, dtype):
+    torch.manual_seed(0)
+    window = torch.hann_window(n_fft, dtype=dtype)
+    wavs = torch.randn(3, 4000, dtype=dtype)
+    spec = torch.stft(wavs, n_fft, hop, window=window, return_complex=True)
+    spec = spec * torch.exp(1j * torch.rand(spec.shape, dtype=dtype) * 6.3)
+    reference = torch.istft(spec, n_fft, hop, window=window, length=length)
+    out = inverse_stft(spec, n_fft, hop, window, length)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    assert out.shape == (3, length)
+    assert torch.allclose(out, reference, atol=tolerance, rtol=0)
+
+
+def test_time_stretch_never_calls_torch_istft(monkeypatch):
+    # torch.istft reads its NOLA check back to the host: a sync per step on a GPU.
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.istft called")
+
+    monkeypatch.setattr(torch, "istft", refuse)
+    out = time_stretch(torch.randn(2, 4000), torch.tensor([0.8, 1.25]), 4000)
+    assert out.shape == (2, 4000) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="hop_length"):
+        inverse_stft(
+            torch.zeros(1, 257, 3, dtype=torch.complex64),
+            512,
+            300,
+            torch.hann_window(512),
+            10,
+        )
 
 
 def test_time_shift_is_a_circular_roll_within_the_bound():

@@ -384,6 +384,10 @@ class DepthwiseSeparable(nn.Module):
         return self.layers(x)
 
 
+#: The log-mel value of silence, ``log(0 + 1e-6)`` in float32 (the padding value).
+_LOG_MEL_SILENCE = float(torch.log(torch.tensor(1e-6)))
+
+
 class Neuralogram(nn.Module):
     """A small MobileNet-style CNN on log-mel windows: one embedding per window.
 
@@ -526,9 +530,8 @@ class Neuralogram(nn.Module):
         feats = self.log_mel(wavs)
         windows = self.num_frames(samples)
         needed = self.window_frames + (windows - 1) * self.window_hop_frames
-        silence = float(torch.log(torch.tensor(1e-6)))
         feats = nn.functional.pad(
-            feats, (0, 0, 0, needed - feats.shape[1]), value=silence
+            feats, (0, 0, 0, needed - feats.shape[1]), value=_LOG_MEL_SILENCE
         )
         # (batch, windows, n_mels, window_frames) -> (batch * windows, 1, T, F)
         tiles = feats.unfold(1, self.window_frames, self.window_hop_frames)

@@ -64,6 +64,18 @@ class ClarBrain(ClassifierBrain):
             views, _ = augment_waveforms(augmentation, wavs, lengths)
         return views
 
+    def on_fit_start(self):
+        """Puts the augmentation on the device too: it is not one of ``modules``.
+
+        Its buffers (Fade's curve shapes, ColouredNoise's exponents) would
+        otherwise stay on the CPU and be copied to the device, blocking, in
+        every training step.
+        """
+        super().on_fit_start()
+        augmentation = getattr(self.hparams, "augmentation", None)
+        if isinstance(augmentation, torch.nn.Module):
+            augmentation.to(self.device)
+
     def fit(self, epoch_counter, train_set, valid_set=None, *args, **kwargs):
         """Chooses the labelled clips, then trains as usual."""
         mode = self.hparams.clar_mode
@@ -90,8 +102,11 @@ class ClarBrain(ClassifierBrain):
         wavs, lens = batch.sig
         targets = getattr(batch.targets, "data", batch.targets).float()
         labelled = torch.tensor(
-            [clip_id in self.labelled_ids for clip_id in batch.id]
-        ).to(self.device, non_blocking=True)
+            [clip_id in self.labelled_ids for clip_id in batch.id], dtype=torch.bool
+        )
+        if torch.device(self.device).type == "cuda":  # a non-blocking copy
+            labelled = labelled.pin_memory()
+        labelled = labelled.to(self.device, non_blocking=True)
         return clar_losses(
             self.model_for(stage),
             wavs,
