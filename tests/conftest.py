@@ -1,8 +1,6 @@
 """Shared pytest fixtures and settings for the CRAFT test suite."""
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,23 +12,6 @@ torch.set_num_threads(_THREADS)
 # The recipe runs that tests start as subprocesses inherit the same share:
 # more intra-op threads than free cores make small ops wait on each other.
 os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
-
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def load_script():
-    """Imports a script of the repository (a benchmark, a recipe) from its path."""
-
-    def load(relative_path):
-        path = REPO / relative_path
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
 
 
 @pytest.fixture(autouse=True)

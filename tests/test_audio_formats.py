@@ -8,7 +8,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import importlib.util
 import json
 import math
 import shutil
@@ -30,17 +29,10 @@ from craft_modules.data.audio import (
     probe_audio,
 )
 from craft_modules.data.preparation import PreparationSummary, is_prepared
+from craft_modules.testing.scripts import load_script
 from craft_modules.testing.synth import make_esc50
 
-REPO = Path(__file__).resolve().parents[1]
 RATE, CHANNELS, SECONDS = 48000, 2, 1.5
-
-
-def _load_recipe_module(relative_path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _signal():
@@ -151,7 +143,7 @@ def _esc50_with_one_m4a(root):
 
 
 def test_esc50_preparation_skips_and_reports_without_decoder(tmp_path, no_decoder):
-    prep = _load_recipe_module("recipes/ESC50/esc50_prepare.py", "esc50_prep_fmt")
+    prep = load_script("recipes/ESC50/esc50_prepare.py", "esc50_prep_fmt")
     clip_id = _esc50_with_one_m4a(tmp_path / "ESC-50")
     out = prep.prepare_esc50(str(tmp_path / "ESC-50"), str(tmp_path / "save"))
     summary = json.loads(Path(out["summary"]).read_text())
@@ -163,7 +155,7 @@ def test_esc50_preparation_skips_and_reports_without_decoder(tmp_path, no_decode
 
 
 def test_esc50_preparation_reads_through_the_decoder(tmp_path, fake_decoder):
-    prep = _load_recipe_module("recipes/ESC50/esc50_prepare.py", "esc50_prep_fmt2")
+    prep = load_script("recipes/ESC50/esc50_prepare.py", "esc50_prep_fmt2")
     clip_id = _esc50_with_one_m4a(tmp_path / "ESC-50")
     out = prep.prepare_esc50(str(tmp_path / "ESC-50"), str(tmp_path / "save"))
     manifest = json.loads(Path(out["manifest"]).read_text())

@@ -4,7 +4,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -20,19 +19,10 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from craft_modules.data.audio import audio_pipeline
 from craft_modules.data.batching import SkipBadCollate
 from craft_modules.data.labels import multi_hot_pipeline
+from craft_modules.testing.scripts import load_script
 from craft_modules.testing.synth import make_audioset
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_recipe_module(relative_path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load_recipe_module("recipes/AudioSet/audioset_prepare.py", "audioset_prepare")
+prep = load_script("recipes/AudioSet/audioset_prepare.py", "audioset_prepare")
 
 BAD = {
     "n_missing": 2,

@@ -8,7 +8,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import importlib.util
 import json
 import re
 import sys
@@ -17,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from craft_modules.testing.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "bench_learning", REPO / "benchmarks" / "bench_learning.py"
-)
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+bench = load_script("benchmarks/bench_learning.py")
 sys.path.insert(0, str(REPO / "recipes" / "ESC50"))
 from esc50_prepare import prepare_esc50  # noqa: E402
 

@@ -4,18 +4,15 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
+from craft_modules.testing.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "bench_scale", REPO / "benchmarks" / "bench_scale.py"
-)
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+bench = load_script("benchmarks/bench_scale.py")
 
 
 def test_synthetic_manifest_looks_like_audioset():

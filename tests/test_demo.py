@@ -6,24 +6,12 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import importlib.util
-from pathlib import Path
-
 import speechbrain as sb
 
+from craft_modules.testing.scripts import load_script
 from craft_modules.testing.synth import make_esc50
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_demo():
-    spec = importlib.util.spec_from_file_location("run_demo", REPO / "demo/run_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = load_script("demo/run_demo.py")
 
 
 def test_test_fold_has_at_least_64_clips(tmp_path):

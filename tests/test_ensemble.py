@@ -10,7 +10,6 @@ Authors
 """
 
 import doctest
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import speechbrain as sb
 import torch
 
 from craft_modules.metrics import load_predictions, multilabel_metrics, save_predictions
+from craft_modules.testing.scripts import load_script
 from craft_modules.training.averaging import WeightAverager
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import load_hparams
@@ -39,10 +39,7 @@ FULL_SET = [
 
 
 def load_ensemble_script():
-    spec = importlib.util.spec_from_file_location("audioset_ensemble", ENSEMBLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ENSEMBLE, "audioset_ensemble")
 
 
 IDS = ["c0", "c1", "c2", "c3", "c4", "c5"]

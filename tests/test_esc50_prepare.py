@@ -5,7 +5,6 @@ Authors
 """
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -17,19 +16,13 @@ import soundfile as sf
 from craft_modules.data.audio import load_audio
 from craft_modules.data.datasets import labelled_datasets
 from craft_modules.data.labels import one_hot_pipeline
+from craft_modules.testing.scripts import load_script
 from craft_modules.testing.synth import class_names, make_esc50
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_recipe_module(relative_path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load_recipe_module("recipes/ESC50/esc50_prepare.py", "esc50_prepare")
+prep = load_script("recipes/ESC50/esc50_prepare.py", "esc50_prepare")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +138,7 @@ def test_a_data_folder_with_braces_trains(tmp_path, monkeypatch):
     )
     prep.prepare_esc50(str(root), str(tmp_path / "prepared"))
     monkeypatch.syspath_prepend(str(REPO / "recipes" / "ESC50"))
-    recipe = _load_recipe_module("recipes/ESC50/train.py", "esc50_train")
+    recipe = load_script("recipes/ESC50/train.py", "esc50_train")
     manifests = recipe.fold_manifests(tmp_path / "prepared" / "esc50.json", 1)
     datasets = labelled_datasets(manifests, one_hot_pipeline(3), 16000, 0.5)
     train, test = datasets["train"], datasets["test"]

@@ -4,7 +4,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,19 +13,10 @@ import pytest
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from craft_modules.data.labels import load_label_list, multi_hot_pipeline
+from craft_modules.testing.scripts import load_script
 from craft_modules.testing.synth_fsd50k import UNKNOWN_LABEL, make_fsd50k
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_recipe_module(relative_path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load_recipe_module("recipes/FSD50K/fsd50k_prepare.py", "fsd50k_prepare")
+prep = load_script("recipes/FSD50K/fsd50k_prepare.py")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from craft_modules.testing.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 CHECKS = [
@@ -28,7 +30,7 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def gpu_check(load_script):
+def gpu_check():
     return load_script("benchmarks/gpu_check.py")
 
 
@@ -132,7 +134,9 @@ def test_recipe_checks_kill_resume_and_fine_tune_on_cpu(tmp_path):
     assert pretrain["status"] == "pass", pretrain
     details = pretrain["details"]
     assert details["first_run_returncode"] == -9  # killed after a checkpoint
-    assert details["killed_after_checkpoints"] and details["resumed_run_returncode"] == 0
+    assert (
+        details["killed_after_checkpoints"] and details["resumed_run_returncode"] == 0
+    )
     # The resumed run went on from the checkpoint to the last epoch.
     assert details["epochs_logged"][-1] > max(details["epochs_before_kill"])
     finetune = checks["recipe_finetune_swab"]

@@ -1,18 +1,14 @@
 """The layout metrics' line counting (the ESC-50 batch trace is not run here)."""
 
-import importlib.util
 from pathlib import Path
+
+from craft_modules.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_house_metrics():
-    spec = importlib.util.spec_from_file_location(
-        "house_metrics", ROOT / "benchmarks" / "house_metrics.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/house_metrics.py")
 
 
 SOURCE = '''#!/usr/bin/env python3

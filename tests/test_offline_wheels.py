@@ -2,9 +2,11 @@
 
 import pytest
 
+from craft_modules.testing.scripts import load_script
+
 
 @pytest.fixture(scope="module")
-def offline_wheels(load_script):
+def offline_wheels():
     return load_script("benchmarks/offline_wheels.py")
 
 

@@ -1,9 +1,7 @@
 """Pretraining data: AudioSet plus weighted unlabeled folders, or folders alone."""
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,27 +10,14 @@ import soundfile as sf
 import torch
 
 from craft_modules.data.samplers import ShareBatchSampler, source_clip_weights
+from craft_modules.testing.scripts import load_script
 from craft_modules.testing.synth import make_audioset
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_DIR = ROOT / "recipes" / "AudioSet"
 
 
-def _load_pretrain():
-    """recipes/AudioSet/pretrain.py as a module (it imports audioset_prepare)."""
-    sys.path.insert(0, str(RECIPE_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "audioset_pretrain", RECIPE_DIR / "pretrain.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(RECIPE_DIR))
-    return module
-
-
-pretrain = _load_pretrain()
+pretrain = load_script(RECIPE_DIR / "pretrain.py", "audioset_pretrain")
 
 
 def _wav_folder(root, n, seconds=0.5):

@@ -5,13 +5,13 @@ Authors
 """
 
 import ast
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from craft_modules.testing.scripts import load_script
 from craft_modules.training.brains import ClassifierBrain
 from craft_modules.training.experiment import read_plain_hparams
 
@@ -114,12 +114,7 @@ def test_the_brain_keeps_its_history_and_a_resumed_brain_reads_it_back(tmp_path)
 
 
 def load_house_metrics():
-    spec = importlib.util.spec_from_file_location(
-        "house_metrics", ROOT / "benchmarks" / "house_metrics.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/house_metrics.py")
 
 
 def test_esc50_batch_goes_from_the_script_to_the_brain_and_the_model_is_built_once(
