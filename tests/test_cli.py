@@ -50,7 +50,10 @@ def test_device_auto_is_the_default_and_follows_cuda(monkeypatch):
     cli._common_arguments(parser)
     assert parser.parse_args(["a.wav", "--model", "m"]).device == "auto"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert cli.resolve_device("auto") == "cuda"
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    # With its index, as SpeechBrain's model loading parses it.
+    assert cli.resolve_device("auto") == "cuda:2"
+    assert cli.resolve_device("cuda") == "cuda:2"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cli.resolve_device("auto") == "cpu"
     assert cli.resolve_device("cuda:1") == "cuda:1"

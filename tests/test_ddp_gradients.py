@@ -180,3 +180,44 @@ def test_an_incomplete_last_batch_is_completed_or_dropped():
 def test_a_batch_smaller_than_the_world_is_an_error_naming_both():
     with pytest.raises(ValueError, match="batch_size=4 is smaller than 8 processes"):
         ShareBatchSampler(range(10), 4, world_size=8, rank=0)
+
+
+def _draws():
+    import random
+
+    import numpy as np
+
+    return (random.random(), float(np.random.rand()), torch.rand(2).tolist())
+
+
+@pytest.mark.parametrize("world, rank", [(1, 0), (4, 0), (4, 3)])
+def test_each_process_draws_its_own_randomness_from_seed_plus_rank(
+    monkeypatch, world, rank
+):
+    import random
+
+    import numpy as np
+
+    from craft_modules.training.brains import PretrainBrain
+
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    brain = PretrainBrain(
+        modules={"model": torch.nn.Linear(2, 2)},
+        hparams={"seed": 1986},
+        run_opts={"device": "cpu"},
+    )
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    untouched = _draws()
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    brain.seed_per_process()
+    drawn = _draws()
+    if world == 1:  # one process keeps the YAML's seeding
+        assert drawn == untouched
+        return
+    (
+        random.seed(1986 + rank),
+        np.random.seed(1986 + rank),
+        torch.manual_seed(1986 + rank),
+    )
+    assert drawn == _draws()  # Python, NumPy and torch: seed + rank

@@ -192,3 +192,28 @@ def test_missing_inference_yaml_and_mismatched_weights_are_clear_errors(tmp_path
     torch.save(torch.nn.Linear(2, 3).state_dict(), path)
     with pytest.raises(ValueError, match="does not match the model"):
         load_model_weights(torch.nn.Linear(2, 4), str(path))
+
+
+def test_a_pretraining_run_loads_as_an_embedder_without_its_pretrainer(tmp_path):
+    hparams, folder = start_run(
+        "AudioSet/hparams/craft.yaml",
+        tmp_path,
+        "pretrain",
+        model_size="tiny",
+        depth=1,
+        clip_duration=1.0,
+    )
+    hparams["checkpointer"].save_checkpoint(meta={"acc_spec": 0.1})
+    write_run_inference_yaml(folder, hparams, hparams["checkpointer"])
+    tagger = AudioTagger.from_hparams(source=folder)
+    assert tagger.hparams.embedding_only is True
+    assert type(tagger.mods.model).__name__ == "CraftClassifier"
+    # The pretrainer (heads and all) is not kept beside the embedder.
+    kept = {
+        key
+        for key, value in vars(tagger.hparams).items()
+        if isinstance(value, torch.nn.Module) or key in ("modules", "pretrainer")
+    }
+    assert kept == set()
+    held = sum(p.numel() for p in tagger.mods.parameters())
+    assert held < sum(p.numel() for p in hparams["model"].parameters())

@@ -1,5 +1,7 @@
 """``precision: auto``, its overrides and errors, and losses computed in float32 under autocast."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -28,6 +30,25 @@ def test_bf16_on_a_gpu_without_bf16_is_an_error_naming_the_device(monkeypatch):
     assert resolve_precision("auto", "cuda:1") == "fp32"
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("float16", "cpu")
+
+
+def test_a_gpu_that_only_emulates_bf16_gets_fp32(monkeypatch):
+    # A V100 (compute capability 7.0): torch can make bf16 tensors there, so
+    # its default answer is True, but the arithmetic is emulated.
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert precision.device_supports_bf16("cuda:0") is False
+    assert asked == [False]
+    assert resolve_precision("auto", "cuda:0") == "fp32"
+    with pytest.raises(ValueError, match="the device is cuda:0"):
+        resolve_precision("bf16", "cuda:0")
 
 
 def test_the_command_line_overrides_the_yaml_and_evaluation_follows(tmp_path):

@@ -8,7 +8,6 @@ Authors
  * CRAFT for SpeechBrain contributors 2026
 """
 
-import contextlib
 import math
 
 import torch
@@ -16,22 +15,7 @@ import torchaudio
 from torch import nn
 from torch.nn import functional as F
 
-
-@contextlib.contextmanager
-def _no_tf32():
-    """Full float32 matmuls on CUDA for the front end's DFT.
-
-    SpeechBrain enables TF32 globally; a DFT computed as a matmul cancels
-    large terms, and TF32's 10-bit mantissa would leave a noise floor some
-    60-70 dB under the frame energy (weak bins, and their phase, become
-    noise), so GPU features would differ from CPU ones.
-    """
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
+from craft_modules.features.full_fp32 import full_fp32
 
 
 class ClarFrontEnd(nn.Module):
@@ -198,7 +182,7 @@ class ClarFrontEnd(nn.Module):
             Features ``(batch, 3, n_bins, frames)`` in float32: log-magnitude
             (dB), phase (radians), log-mel (dB).
         """
-        with torch.autocast(device_type=wavs.device.type, enabled=False), _no_tf32():
+        with full_fp32(wavs.device):
             pad = self.win_length // 2
             padded = F.pad(wavs.float()[:, None, :], (pad, pad), mode="reflect")[:, 0]
             frames = padded.unfold(-1, self.win_length, self.hop_length)  # (B, T, W)

@@ -13,8 +13,9 @@ tensor operations on the input's device:
   (depthwise-separable convolutions) on 0.25 s log-mel windows, one learned
   embedding per window; trainable, optionally initialised from a local file.
 
-The signal processing (STFT, mel, log, DCT) always runs in float32, outside
-any autocast region, so ``--precision=bf16`` only affects the learned layers.
+The signal processing (STFT, mel, log, DCT) always runs in full float32
+(:func:`craft_modules.features.full_fp32.full_fp32`: no autocast, no TF32 on
+CUDA), so ``--precision=bf16`` only affects the learned layers.
 
 The paper's exact settings (peak picking, patch size, which MobileNet) were
 not given in the paper; the values here
@@ -30,6 +31,8 @@ Authors
 import torch
 import torchaudio
 from torch import nn
+
+from craft_modules.features.full_fp32 import full_fp32
 
 
 def _ms_to_samples(ms, sample_rate):
@@ -134,7 +137,7 @@ class PitchPeaks(nn.Module):
 
     def magnitude(self, wavs):
         """Magnitude spectrogram ``(batch, frames, n_fft // 2 + 1)``."""
-        with torch.autocast(device_type=wavs.device.type, enabled=False):
+        with full_fp32(wavs.device):
             spec = torch.stft(
                 wavs.float(),
                 self.n_fft,
@@ -272,7 +275,7 @@ class Timbre(nn.Module):
         torch.Tensor
             ``(batch, frames, n_mfcc)``.
         """
-        with torch.autocast(device_type=wavs.device.type, enabled=False):
+        with full_fp32(wavs.device):
             coefficients = self.mfcc(wavs.float()).transpose(1, 2)
         return coefficients[..., int(self.drop_c0) :]
 
@@ -510,7 +513,7 @@ class Neuralogram(nn.Module):
 
     def log_mel(self, wavs):
         """Log-mel spectrogram ``(batch, frames, n_mels)``."""
-        with torch.autocast(device_type=wavs.device.type, enabled=False):
+        with full_fp32(wavs.device):
             return torch.log(self.mel(wavs.float()) + 1e-6).transpose(1, 2)
 
     def forward(self, wavs):

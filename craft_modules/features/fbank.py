@@ -20,6 +20,7 @@ Authors
 import torch
 from torchaudio.compliance.kaldi import get_mel_banks
 
+from craft_modules.features.full_fp32 import full_fp32
 from craft_modules.models.inputs import check_waveform_batch, valid_samples
 
 #: Normalisation statistics of the official SSAST/AST recipes, ``(mean, std)``
@@ -219,7 +220,7 @@ class KaldiFbank(torch.nn.Module):
         """
         if lens is None:  # inputs are checked by the model's forward
             lens = torch.ones(wavs.shape[0], device=wavs.device)
-        with torch.autocast(device_type=wavs.device.type, enabled=False):
+        with full_fp32(wavs.device):
             logmel = self._log_mel(wavs.float(), lens)
             if self.normalize:
                 logmel = (logmel - self.mean) / (2.0 * self.std)

@@ -78,7 +78,10 @@ def package_version():
 
 
 def resolve_device(device):
-    """``auto`` as ``cuda`` when a GPU is available, else ``cpu``; others unchanged.
+    """``auto`` as the current GPU when one is available, else ``cpu``.
+
+    ``cuda`` without an index becomes ``cuda:N`` of the current GPU
+    (SpeechBrain's model loading expects the index); others are unchanged.
 
     Arguments
     ---------
@@ -91,13 +94,15 @@ def resolve_device(device):
 
     Example
     -------
-    >>> resolve_device("cpu")
-    'cpu'
-    >>> resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    >>> resolve_device("cpu"), resolve_device("cuda:1")
+    ('cpu', 'cuda:1')
+    >>> resolve_device("auto").startswith("cuda:" if torch.cuda.is_available() else "cpu")
     True
     """
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        return f"cuda:{torch.cuda.current_device()}"
     return device
 
 

@@ -576,7 +576,16 @@ class AudioTagger(Pretrained):
         )
         model = tagger.mods.model
         if hasattr(model, "mask_patch"):  # a pretraining run: embeddings only
-            model, settings = _pretraining_embedder(model, vars(tagger.hparams))
+            # Only the plain settings: the YAML's model, modules and pretrainer
+            # would keep the whole pretrainer (its heads too) on the device.
+            settings = {
+                key: value
+                for key, value in vars(tagger.hparams).items()
+                if key not in ("model", "modules", "pretrainer")
+                and not isinstance(value, torch.nn.Module)
+            }
+            model, settings = _pretraining_embedder(model, settings)
+            del tagger
             return cls(
                 modules={"model": model}, hparams=settings, run_opts=kwargs["run_opts"]
             )

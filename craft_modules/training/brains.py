@@ -31,8 +31,10 @@ Authors
 import dataclasses
 import json
 import os
+import random
 from types import SimpleNamespace
 
+import numpy as np
 import speechbrain as sb
 import torch
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
@@ -165,9 +167,36 @@ class CraftBrain(sb.Brain):
         self._zero_weight = False
 
     def on_fit_start(self):
-        """SpeechBrain's start of fitting; a resumed run's inference.yaml is refreshed."""
+        """SpeechBrain's start of fitting; a resumed run's inference.yaml is refreshed.
+
+        Under DDP each process then reseeds its random generators with
+        ``seed + rank`` (:meth:`seed_per_process`).
+        """
         super().on_fit_start()
+        self.seed_per_process()
         self.write_inference_yaml()
+
+    def seed_per_process(self):
+        """Gives every DDP process its own random draws: ``seed + rank``.
+
+        The YAML seeds every process alike (``seed_everything(seed)``), which
+        keeps the initial weights equal, but then every process would draw
+        the same masks, SpecAugment bands, mixup partners and waveform
+        augmentations for its share of the global batch, where one process
+        training the whole batch draws them independently for every clip.
+        After the model is built (and DDP has broadcast rank 0's weights),
+        each process reseeds Python's, NumPy's and torch's generators (CPU
+        and CUDA) with ``seed + rank``. One process keeps its seed.
+        """
+        n_processes, rank = distributed.world_size(), distributed.rank()
+        if n_processes == 1:
+            return
+        base = getattr(self.hparams, "seed", None)
+        base = int(base) if isinstance(base, int) else torch.initial_seed()
+        seed = (base + rank) % 2**32
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # every device's generator too
 
     def write_inference_yaml(self):
         """Writes the run's ``inference.yaml`` next to ``hyperparams.yaml`` (main process).

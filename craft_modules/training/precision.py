@@ -41,7 +41,9 @@ def device_supports_bf16(device):
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
     with torch.cuda.device(device):
-        return bool(torch.cuda.is_bf16_supported())
+        # Native bf16 only: by default torch also answers True for GPUs that
+        # merely emulate it (compute capability < 8: V100, T4), slowly.
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
 
 
 def resolve_precision(precision, device):

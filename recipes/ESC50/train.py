@@ -71,6 +71,7 @@ from craft_modules.training.experiment import (
     override_keys,
     parse_recipe_arguments,
     read_plain_hparams,
+    release_memory,
     start_experiment,
 )
 from craft_modules.training.loaders import eval_loader_options, train_loader_options
@@ -193,7 +194,10 @@ def run_fold(
             num_workers=hparams.get("num_workers", 0),
         ),
     )
-    return brain.history, describe_model(hparams["model"])
+    history, model = brain.history, describe_model(hparams["model"])
+    del brain, hparams, datasets
+    release_memory()  # the next fold starts with this fold's memory free
+    return history, model
 
 
 def summarise(folds, histories, labels, output_folder):
