@@ -393,3 +393,37 @@ def test_run_loads_from_its_inference_yaml_the_speechbrain_way(
     path = run / "fold_1" / "inference.yaml"
     path.write_text(text.replace(json.dumps(esc50_run[1]), json.dumps(["x", "y", "z"])))
     assert AudioTagger.from_run(str(run)).labels == ["x", "y", "z"]
+
+
+def test_batch_calls_reject_bad_input_on_the_host_as_a_gpu_would_need(monkeypatch):
+    # On a GPU the model asserts its input on the device (a failed assertion
+    # leaves CUDA unusable); classify_batch / encode_batch check it first.
+    monkeypatch.setattr(
+        "craft_modules.models.inputs._values_checked_on_host", lambda wavs: False
+    )
+    model = CraftClassifier(
+        3, fusion="ast", model_size="tiny", depth=1, target_frames=48
+    )
+    tagger = AudioTagger(
+        modules={"model": model},
+        hparams={
+            "sample_rate": 16000,
+            "clip_duration": 0.5,
+            "labels": list("abc"),
+            "multilabel": False,
+        },
+        run_opts={"device": "cpu"},
+    )
+    wavs = torch.randn(2, 8000) * 0.1
+    scores, _, _, labels = tagger.classify_batch(wavs, torch.tensor([1.0, 0.5]))
+    assert scores.shape == (2, 3) and len(labels) == 2
+    assert tagger.encode_batch(wavs).shape[0] == 2
+    nan = wavs.clone()
+    nan[1, 7] = float("nan")
+    for call in (tagger.classify_batch, tagger.encode_batch):
+        with pytest.raises(ValueError, match="NaN|finite"):
+            call(nan)
+        with pytest.raises(ValueError, match="zero length"):
+            call(wavs, torch.tensor([1.0, 0.0]))
+        with pytest.raises(ValueError, match="relative lengths"):
+            call(wavs, torch.tensor([1.0, 1.5]))

@@ -57,6 +57,7 @@ from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
 
 from craft_modules.data.audio import AudioLoadError, get_resampler, load_audio
+from craft_modules.models.inputs import check_waveform_batch
 from craft_modules.weights.legacy_paths import drop_loading_arguments, upgrade_paths
 from craft_modules.weights.run_folder import (
     INFERENCE_YAML,
@@ -795,9 +796,7 @@ class AudioTagger(Pretrained):
             ``(scores, best_score, best_index, best_label)`` as in
             SpeechBrain's ``EncoderClassifier.classify_batch``.
         """
-        wavs = torch.as_tensor(wavs, dtype=torch.float32)
-        if wav_lens is None:
-            wav_lens = torch.ones(wavs.shape[0])
+        wavs, wav_lens = self._checked_batch(wavs, wav_lens)
         scores = self._scores(self._run(wavs, wav_lens))
         best, index = scores.max(dim=-1)
         return scores, best, index, [self.labels[i] for i in index.tolist()]
@@ -811,10 +810,22 @@ class AudioTagger(Pretrained):
 
     def encode_batch(self, wavs, wav_lens=None):
         """Pooled embeddings ``(batch, dim)`` of clip-length waveforms."""
-        wavs = torch.as_tensor(wavs, dtype=torch.float32)
-        if wav_lens is None:
-            wav_lens = torch.ones(wavs.shape[0])
+        wavs, wav_lens = self._checked_batch(wavs, wav_lens)
         return self._run(wavs, wav_lens, embed=True)
+
+    @staticmethod
+    def _checked_batch(wavs, wav_lens):
+        """The batch of :meth:`classify_batch` / :meth:`encode_batch`, checked on the host.
+
+        On a GPU the model's own value check is a device-side assertion,
+        after which CUDA is unusable in the process; checked here first, bad
+        input (NaN samples, relative lengths of 0 or above 1) is a
+        ``ValueError`` naming the clips, on any device.
+        """
+        wavs = torch.as_tensor(wavs).detach().to("cpu", torch.float32)
+        if wav_lens is not None:
+            wav_lens = torch.as_tensor(wav_lens).detach().cpu()
+        return wavs, check_waveform_batch(wavs, wav_lens, on_host=True)
 
     def forward(self, wavs, wav_lens=None):
         """Runs ``classify_batch``."""

@@ -21,7 +21,7 @@ Authors
 import torch
 
 
-def check_waveform_batch(wavs, lens=None, check_finite=True):
+def check_waveform_batch(wavs, lens=None, check_finite=True, on_host=None):
     """Validates a padded waveform batch and returns its relative lengths.
 
     Arguments
@@ -33,6 +33,10 @@ def check_waveform_batch(wavs, lens=None, check_finite=True):
         clip fills the whole batch.
     check_finite : bool
         Whether to reject NaN and Inf samples (one reduction over the batch).
+    on_host : bool, optional
+        Check the values on the host, with messages naming the clips
+        (``None``: for CPU tensors; on an accelerator they are asserted on
+        the device, without a sync).
 
     Returns
     -------
@@ -74,7 +78,7 @@ def check_waveform_batch(wavs, lens=None, check_finite=True):
             f"lens must have shape ({batch},) to match wavs {tuple(wavs.shape)}, "
             f"got {tuple(lens.shape)}"
         )
-    if _values_checked_on_host(wavs):
+    if on_host or (on_host is None and _values_checked_on_host(wavs)):
         _check_values(wavs, lens, check_finite)
     else:
         # On accelerators, reading a check's result would stall the step on a
