@@ -111,7 +111,7 @@ def test_recipe_checks_kill_resume_and_fine_tune_on_cpu(tmp_path):
             "--checks",
             "a,b",
             "--recipe-passes",
-            "2",
+            "1",
             "--output-folder",
             str(tmp_path / "out"),
             "--work-folder",
