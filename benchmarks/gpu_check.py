@@ -66,7 +66,6 @@ Authors
 
 import argparse
 import datetime
-import gc
 import json
 import math
 import os
@@ -412,9 +411,9 @@ class GpuCheck:
         )
 
     def _release_memory(self):
-        gc.collect()
-        if self.cuda:
-            torch.cuda.empty_cache()
+        from craft_modules.training.experiment import release_memory
+
+        release_memory()
 
     # ------------------------------------------------------------ recipe runs
     def recipe_clip_seconds(self):
@@ -820,11 +819,9 @@ class GpuCheck:
         check's code cannot rot, and the result says the syncs were not
         watched (the test suite's CPU detector covers the host reads).
         """
-        per_model = {"syncs_watched": self.cuda}
-        # On the CPU the steps only need to run: one of each, two blocks deep.
+        per_model = {}
         warmup, watched = (2, 2) if self.cuda else (1, 1)
-        depth = None if self.cuda else 2
-        batch = 4 if self.cuda else 2
+        batch, depth = self.sync_check_sizes()
         for kind in ("pswacl", "swab", "diverse"):
             self.say(
                 f"    {kind} (tiny, batch {batch}): {warmup} warm-up step(s), "
@@ -844,27 +841,31 @@ class GpuCheck:
             self._release_memory()
         per_model["brain_fit_batch"] = self.brain_fit_batch_syncs()
         per_model["clar_augmentations"] = self.clar_augmentation_syncs()
-        raised = [
-            k for k, v in per_model.items() if isinstance(v, dict) and v["raised"]
-        ]
+        raised = [k for k, v in per_model.items() if v["raised"]]
+        details = {"syncs_watched": self.cuda, **per_model}
         if raised:
             first = per_model[raised[0]]["raised"]
             where = first["where"][-1] if first["where"] else "?"
             raise CheckFailed(
                 f"host-device sync in {', '.join(raised)} steps (first at {where}): "
                 f"{first['error'][:200]}",
-                **per_model,
+                **details,
             )
         ran = (
             "PSWaCL, SWaB and diverse-embedding steps, the three Brains' fit_batch "
             "and CLAR's augmentations"
         )
         if not self.cuda:
-            return f"CPU: {ran} ran; syncs are watched on CUDA only", per_model
-        return (
-            f"no host-device sync in the {ran}",
-            per_model,
-        )
+            return f"CPU: {ran} ran; syncs are watched on CUDA only", details
+        return f"no host-device sync in the {ran}", details
+
+    def sync_check_sizes(self):
+        """``(batch, depth)`` of check c's models: tiny on CUDA; smaller on the CPU.
+
+        On the CPU no sync is watched, the steps only need to run (``depth``
+        None: the preset's twelve blocks).
+        """
+        return (4, None) if self.cuda else (2, 2)
 
     def clar_chain(self):
         """CLAR's augmentations, each with prob 0.5, in one chain (on the CPU)."""
@@ -914,8 +915,7 @@ class GpuCheck:
         )
 
         samples = self.clip_samples()
-        # On the CPU the steps only need to run: small batches, two blocks deep.
-        batch, depth = (4, None) if self.cuda else (2, 2)
+        batch, depth = self.sync_check_sizes()
         wavs = torch.randn(batch, samples, device=self.device) * 0.1
         lens = torch.ones(batch, device=self.device)
         logger = FileTrainLogger(os.devnull)

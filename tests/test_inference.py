@@ -133,20 +133,25 @@ def test_run_folder_without_checkpoint_is_a_clear_error(esc50_run, tmp_path):
         AudioTagger.from_run(str(tmp_path / "fold_1" / "save"))
 
 
-def test_multilabel_summary_is_the_window_maximum():
+def _tiny_tagger(labels, multilabel):
+    """An untrained tiny AST tagger of 0.5 s clips on the CPU."""
     model = CraftClassifier(
-        4, fusion="ast", model_size="tiny", depth=1, target_frames=48
+        len(labels), fusion="ast", model_size="tiny", depth=1, target_frames=48
     )
-    tagger = AudioTagger(
+    return AudioTagger(
         modules={"model": model},
         hparams={
             "sample_rate": 16000,
             "clip_duration": 0.5,
-            "labels": list("abcd"),
-            "multilabel": True,
+            "labels": list(labels),
+            "multilabel": multilabel,
         },
         run_opts={"device": "cpu"},
     )
+
+
+def test_multilabel_summary_is_the_window_maximum():
+    tagger = _tiny_tagger("abcd", multilabel=True)
     result = tagger.tag_waveform(torch.randn(16000), 16000, top_k=None)
     per_window = {
         e["label"]: max(
@@ -401,19 +406,7 @@ def test_batch_calls_reject_bad_input_on_the_host_as_a_gpu_would_need(monkeypatc
     monkeypatch.setattr(
         "craft_modules.models.inputs._values_checked_on_host", lambda wavs: False
     )
-    model = CraftClassifier(
-        3, fusion="ast", model_size="tiny", depth=1, target_frames=48
-    )
-    tagger = AudioTagger(
-        modules={"model": model},
-        hparams={
-            "sample_rate": 16000,
-            "clip_duration": 0.5,
-            "labels": list("abc"),
-            "multilabel": False,
-        },
-        run_opts={"device": "cpu"},
-    )
+    tagger = _tiny_tagger("abc", multilabel=False)
     wavs = torch.randn(2, 8000) * 0.1
     scores, _, _, labels = tagger.classify_batch(wavs, torch.tensor([1.0, 0.5]))
     assert scores.shape == (2, 3) and len(labels) == 2

@@ -29,20 +29,14 @@ def _cuda_matmul_without_tf32():
     """
     matmul = torch.backends.cuda.matmul
     try:
-        previous, legacy = matmul.allow_tf32, True
+        name, off, previous = "allow_tf32", False, matmul.allow_tf32
     except RuntimeError:  # the newer API is in use
-        previous, legacy = matmul.fp32_precision, False
-    if legacy:
-        matmul.allow_tf32 = False
-    else:
-        matmul.fp32_precision = "ieee"
+        name, off, previous = "fp32_precision", "ieee", matmul.fp32_precision
+    setattr(matmul, name, off)
     try:
         yield
     finally:
-        if legacy:
-            matmul.allow_tf32 = previous
-        else:
-            matmul.fp32_precision = previous
+        setattr(matmul, name, previous)
 
 
 @contextlib.contextmanager
@@ -64,9 +58,9 @@ def full_fp32(device):
     (torch.float32, torch.bfloat16)
     """
     device = torch.device(device)
-    with torch.autocast(device_type=device.type, enabled=False):
-        if device.type != "cuda":
-            yield
-            return
-        with _cuda_matmul_without_tf32():
-            yield
+    if device.type == "cuda":
+        tf32_off = _cuda_matmul_without_tf32()
+    else:
+        tf32_off = contextlib.nullcontext()
+    with torch.autocast(device_type=device.type, enabled=False), tf32_off:
+        yield

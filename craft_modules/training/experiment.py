@@ -338,7 +338,16 @@ def release_memory():
 
     Example
     -------
+    >>> import weakref
+    >>> class Run:
+    ...     pass
+    >>> run = Run()
+    >>> run.itself = run  # a reference cycle, as a Brain and its checkpointer
+    >>> alive = weakref.ref(run)
+    >>> del run
     >>> release_memory()
+    >>> alive() is None
+    True
     """
     gc.collect()
     if torch.cuda.is_available():
